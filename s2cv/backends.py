@@ -1,0 +1,99 @@
+"""Inference backends: a batch of gray images -> dense maps. One small interface, three engines.
+
+Every backend takes (B, 1, H, W) float32 in [0, 1] with H, W multiples of ``pad_multiple`` and
+returns ``DenseMaps``: scores (B, H, W) and L2-normalised descriptors (B, D, H/stride, W/stride).
+``torch`` is here; ``onnxruntime`` and ``tensorrt`` live in their own modules, imported only
+when asked for, so ``import s2cv`` never needs them. ``make_backend`` is the one entry point.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+import importlib
+from typing import Any, Protocol
+
+import numpy as np
+import torch
+from torch import nn
+
+
+@dataclass
+class DenseMaps:
+    """Network output for a batch. Arrays are numpy on CPU, or torch CUDA tensors on the GPU path."""
+
+    scores: Any        # (B, H, W) float32
+    descriptors: Any   # (B, D, h, w) float32, L2-normalised along D
+    stride: int
+
+
+class Backend(Protocol):
+    name: str
+    stride: int
+    pad_multiple: int
+    descriptor_dim: int
+
+    def __call__(self, batch: np.ndarray) -> DenseMaps: ...
+
+
+def resolve_device(device: str) -> torch.device:
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    dev = torch.device(device)
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError(f"device {device!r} requested but torch sees no CUDA device")
+    return dev
+
+
+class TorchBackend:
+    """PyTorch eager inference; on CUDA the maps stay on the device for the CUDA postprocess."""
+
+    name = "torch"
+
+    def __init__(self, net: nn.Module, device: str = "auto") -> None:
+        self.device = resolve_device(device)
+        self.net = net.eval().to(self.device)
+        self.stride = int(net.stride)
+        self.pad_multiple = int(net.pad_multiple)
+        self.descriptor_dim = int(net.descriptor_dim)
+
+    @torch.inference_mode()
+    def __call__(self, batch: np.ndarray) -> DenseMaps:
+        out = self.net(torch.from_numpy(batch).to(self.device))
+        scores, desc = out["scores"][:, 0], out["descriptors"]
+        if self.device.type == "cpu":
+            return DenseMaps(scores.numpy(), desc.numpy(), self.stride)
+        return DenseMaps(scores.contiguous(), desc.contiguous(), self.stride)
+
+
+def make_torch(net: nn.Module, meta: dict[str, Any], device: str) -> Backend:
+    return TorchBackend(net, device)
+
+
+# name -> "module:factory(net, meta, device)", imported lazily.
+BACKENDS: dict[str, str] = {
+    "torch": "s2cv.backends:make_torch",
+    "onnxruntime": "s2cv.backend_onnx:make_onnx",
+    "tensorrt": "s2cv.backend_trt:make_tensorrt",
+}
+# backend="auto": TensorRT when a GPU and an engine are there, else torch (fastest on CPU here).
+AUTO_ORDER = ("tensorrt", "torch")
+
+
+def _factory(name: str):
+    module, func = BACKENDS[name].split(":")
+    return getattr(importlib.import_module(module), func)
+
+
+def make_backend(name: str, net: nn.Module, meta: dict[str, Any], device: str = "auto") -> Backend:
+    """Build a backend by name; ``auto`` picks the fastest one that works here."""
+    if name == "auto":
+        errors = []
+        for candidate in AUTO_ORDER:
+            if candidate in BACKENDS:
+                try:
+                    return _factory(candidate)(net, meta, device)
+                except (ImportError, RuntimeError, FileNotFoundError) as exc:
+                    errors.append(f"{candidate}: {exc}")
+        raise RuntimeError("no inference backend could be created: " + "; ".join(errors))
+    if name not in BACKENDS:
+        raise ValueError(f"unknown backend {name!r}; expected 'auto' or one of {sorted(BACKENDS)}")
+    return _factory(name)(net, meta, device)

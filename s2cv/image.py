@@ -1,0 +1,78 @@
+"""Input checks and normalisation: whatever users hold -> one gray float32 plane in [0, 1].
+
+Why robust normalisation for 16-bit and float input: radiometric thermal frames use a narrow
+band of the 16-bit range (e.g. 7000-9000), so a plain /65535 would hand the network a flat image.
+"""
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+ROBUST_PERCENTILES = (0.5, 99.5)
+
+
+def to_gray_float(image: np.ndarray, name: str = "image") -> np.ndarray:
+    """uint8 / uint16 / float32|64 gray, BGR or BGRA -> (H, W) float32 in [0, 1]."""
+    if image is None:
+        raise TypeError(f"{name} is None (did cv2.imread fail to read the file?)")
+    if not isinstance(image, np.ndarray):
+        raise TypeError(f"{name} must be a numpy array, got {type(image).__name__}")
+    if image.size == 0:
+        raise ValueError(f"{name} is empty (shape {image.shape})")
+    if image.ndim == 3 and image.shape[2] == 1:
+        image = image[..., 0]
+    if image.ndim == 3 and image.shape[2] in (3, 4):
+        if image.dtype not in (np.uint8, np.uint16, np.float32, np.float64):
+            raise TypeError(f"{name}: unsupported dtype {image.dtype}; expected uint8, uint16, float32 or float64")
+        code = cv2.COLOR_BGR2GRAY if image.shape[2] == 3 else cv2.COLOR_BGRA2GRAY
+        image = cv2.cvtColor(np.ascontiguousarray(image.astype(np.float32) if image.dtype == np.float64 else image), code)
+    elif image.ndim != 2:
+        raise ValueError(f"{name}: expected shape (H, W), (H, W, 3) or (H, W, 4), got {image.shape}")
+    if image.dtype == np.uint8:
+        return image.astype(np.float32) / 255.0
+    if image.dtype == np.uint16:
+        return _robust(image.astype(np.float32))
+    if image.dtype in (np.float32, np.float64):
+        image = image.astype(np.float32)
+        if not np.isfinite(image).all():
+            raise ValueError(f"{name} contains NaN or Inf values")
+        if image.min() >= 0.0 and image.max() <= 1.0:
+            return image
+        return _robust(image)
+    raise TypeError(f"{name}: unsupported dtype {image.dtype}; expected uint8, uint16, float32 or float64")
+
+
+def _robust(image: np.ndarray) -> np.ndarray:
+    lo, hi = np.percentile(image, ROBUST_PERCENTILES)
+    if hi <= lo:
+        lo, hi = float(image.min()), float(image.max())
+    if hi <= lo:
+        return np.zeros_like(image)
+    return np.clip((image - lo) / (hi - lo), 0.0, 1.0)
+
+
+def check_mask(mask: np.ndarray | None, shape: tuple[int, int]) -> np.ndarray | None:
+    """OpenCV-style mask: 8-bit (or bool), same height and width as the image, nonzero = keep."""
+    if mask is None:
+        return None
+    if not isinstance(mask, np.ndarray):
+        raise TypeError(f"mask must be a numpy array or None, got {type(mask).__name__}")
+    if mask.ndim == 3 and mask.shape[2] == 1:
+        mask = mask[..., 0]
+    if mask.shape != shape:
+        raise ValueError(f"mask shape {mask.shape} does not match image shape {shape}")
+    if mask.dtype not in (np.uint8, np.bool_):
+        raise TypeError(f"mask must be uint8 or bool, got {mask.dtype}")
+    return np.ascontiguousarray(mask.astype(np.uint8))
+
+
+def pad_to_multiple(image: np.ndarray, multiple: int) -> np.ndarray:
+    """Pad bottom/right (edge values) so both sides are multiples of the network stride.
+
+    Padding only at the far edges keeps pixel coordinates unchanged, so no mapping back is needed.
+    """
+    h, w = image.shape
+    ph, pw = (-h) % multiple, (-w) % multiple
+    if ph == 0 and pw == 0:
+        return image
+    return cv2.copyMakeBorder(image, 0, ph, 0, pw, cv2.BORDER_REPLICATE)

@@ -1,0 +1,231 @@
+"""Losses L_f(I, I', U) and the S2 loss L = L_SL + λ (L_SSL_vis + L_SSL_ir).
+
+Every L_f takes the dense outputs of a model for two images and the homography U (B,3,3)
+mapping pixels of the first image to the second, plus validity masks of both images.
+R2D2's loss = reliability-weighted AP + cosim repeatability + peaky; D2-Net's = score-weighted
+triplet margin ranking. Each term is a small module, combined by ``DetectDescribeLoss``.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+Maps = dict[str, torch.Tensor]
+
+
+def warp_points(points: torch.Tensor, H: torch.Tensor) -> torch.Tensor:
+    """(B,N,2) pixel coordinates -> H applied, (B,N,2)."""
+    ones = torch.ones_like(points[..., :1])
+    p = torch.cat([points, ones], -1) @ H.transpose(1, 2)
+    z = p[..., 2:]
+    return p[..., :2] / torch.where(z.abs() < 1e-8, torch.full_like(z, 1e-8), z)
+
+
+def sample(maps: torch.Tensor, points: torch.Tensor, stride: float, size: tuple[int, int]) -> torch.Tensor:
+    """Bilinear values of (B,C,h,w) maps at image pixels (B,N,2) -> (B,N,C).
+
+    A map of stride s covers an image of ``size`` = (H, W); pixel x sits at map coordinate
+    (x + 0.5) / s - 0.5, the align_corners=False convention used everywhere in s2cv.
+    """
+    h_img, w_img = size
+    grid = torch.stack([(points[..., 0] + 0.5) / w_img * 2 - 1, (points[..., 1] + 0.5) / h_img * 2 - 1], -1)
+    out = F.grid_sample(maps, grid[:, :, None], mode="bilinear", padding_mode="border", align_corners=False)
+    return out[..., 0].transpose(1, 2)
+
+
+def grid_points(size: tuple[int, int], step: int, batch: int, device: torch.device, offset: float = 0.0) -> torch.Tensor:
+    h, w = size
+    ys, xs = torch.meshgrid(torch.arange(offset, h, step, device=device), torch.arange(offset, w, step, device=device),
+                            indexing="ij")
+    return torch.stack([xs, ys], -1).reshape(1, -1, 2).float().expand(batch, -1, -1)
+
+
+def inside(points: torch.Tensor, size: tuple[int, int], margin: float = 0.0) -> torch.Tensor:
+    h, w = size
+    x, y = points[..., 0], points[..., 1]
+    return (x >= margin) & (y >= margin) & (x <= w - 1 - margin) & (y <= h - 1 - margin)
+
+
+class APLoss(nn.Module):
+    """Differentiable average precision of descriptor matching (R2D2), reliability-weighted.
+
+    For query pixels on a grid of image 1, the candidates in image 2 are a local neighbourhood
+    of the ground-truth location (positives within ``pos_radius`` px, hard negatives beyond
+    ``neg_radius``) plus a coarse grid of the whole image (distant negatives), as in R2D2's
+    neighbourhood sampler. AP comes from a soft histogram of similarities with ``nq`` bins.
+    """
+
+    def __init__(self, nq: int = 20, query_step: int = 12, cand_step: int = 12, ngh: int = 6, ngh_step: int = 2,
+                 pos_radius: float = 2.0, neg_radius: float = 5.0, base: float = 0.5) -> None:
+        super().__init__()
+        self.nq, self.query_step, self.cand_step = nq, query_step, cand_step
+        self.pos_radius, self.neg_radius, self.base = pos_radius, neg_radius, base
+        r = torch.arange(-ngh, ngh + 1, ngh_step, dtype=torch.float32)
+        self.register_buffer("offsets", torch.stack(torch.meshgrid(r, r, indexing="xy"), -1).reshape(-1, 2),
+                             persistent=False)
+
+    def histogram(self, sim: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+        """Soft histogram (…,nq) of similarities (…,M) in [0,1], bins from high to low similarity.
+
+        Each value splits linearly between its two nearest bin centres (R2D2's triangular
+        quantiser), accumulated with scatter_add: O(M) instead of O(M·nq) memory and time.
+        """
+        x = sim.clamp(0, 1) * (self.nq - 1)
+        lo = x.detach().floor().clamp(max=self.nq - 2)
+        frac = x - lo
+        lo = lo.long()
+        hist = sim.new_zeros(*sim.shape[:-1], self.nq)
+        hist = hist.scatter_add(-1, lo, (1 - frac) * weight).scatter_add(-1, lo + 1, frac * weight)
+        return hist.flip(-1)
+
+    def forward(self, out1: Maps, out2: Maps, U: torch.Tensor, valid1: torch.Tensor, valid2: torch.Tensor,
+                stride: int) -> torch.Tensor:
+        desc1, desc2 = out1["descriptors"], out2["descriptors"]
+        b, size = desc1.shape[0], valid1.shape[-2:]
+        offset = float(torch.randint(self.query_step, ()).item())
+        q1 = grid_points(size, self.query_step, b, desc1.device, offset)
+        q2 = warp_points(q1, U)
+        ok = inside(q2, size, 2) & (sample(valid1, q1, 1, size)[..., 0] > 0.99) & (sample(valid2, q2, 1, size)[..., 0] > 0.99)
+        n = q1.shape[1]
+        d1 = F.normalize(sample(desc1, q1, stride, size), dim=-1)                       # (B,N,D)
+        local = (q2[:, :, None] + self.offsets).reshape(b, -1, 2)                        # (B,N*L,2)
+        dl = F.normalize(sample(desc2, local, stride, size), dim=-1).reshape(b, n, -1, d1.shape[-1])
+        sim_local = (dl * d1[:, :, None]).sum(-1)                                        # (B,N,L)
+        dist_local = self.offsets.norm(dim=-1).expand(b, n, -1)
+        local_ok = inside(local, size).reshape(b, n, -1) & (sample(valid2, local, 1, size)[..., 0] > 0.5).reshape(b, n, -1)
+        cands = grid_points(size, self.cand_step, b, desc1.device, self.cand_step / 2)
+        sim_grid = d1 @ F.normalize(sample(desc2, cands, stride, size), dim=-1).transpose(1, 2)  # (B,N,M)
+        dist_grid = torch.cdist(q2, cands)
+        grid_ok = (sample(valid2, cands, 1, size)[..., 0] > 0.5)[:, None].expand_as(dist_grid)
+        sim = torch.cat([sim_local, sim_grid], -1)
+        dist = torch.cat([dist_local, dist_grid], -1)
+        pos = (dist <= self.pos_radius) & torch.cat([local_ok, grid_ok], -1)
+        use = torch.cat([local_ok, grid_ok], -1) & ((dist <= self.pos_radius) | (dist > self.neg_radius))
+        rec = self.histogram(sim, (pos & use).float())                                  # (B,N,nq)
+        nbs = self.histogram(sim, use.float())
+        prec = rec.cumsum(-1) / (nbs.cumsum(-1) + 1e-8)
+        ap = (prec * rec / (rec.sum(-1, keepdim=True) + 1e-8)).sum(-1)                 # (B,N)
+        if "reliability" in out1:
+            rel = sample(out1["reliability"], q1, 1, size)[..., 0]
+            loss = 1 - ap * rel - self.base * (1 - rel)
+        else:
+            loss = 1 - ap
+        return (loss * ok).sum() / ok.sum().clamp_min(1)
+
+
+class CosimLoss(nn.Module):
+    """Repeatability: the score map of image 2, warped to image 1, should match it patch-wise."""
+
+    def __init__(self, patch: int = 16) -> None:
+        super().__init__()
+        self.patch = patch
+
+    def forward(self, out1: Maps, out2: Maps, U: torch.Tensor, valid1: torch.Tensor, valid2: torch.Tensor,
+                stride: int) -> torch.Tensor:
+        rep1, rep2 = out1["repeatability"], out2["repeatability"]
+        b, _, h, w = rep1.shape
+        pix = grid_points((h, w), 1, b, rep1.device)
+        pix2 = warp_points(pix, U)
+        ok = (inside(pix2, (h, w)) & (sample(valid2, pix2, 1, (h, w))[..., 0] > 0.5)).float().view(b, 1, h, w) * valid1
+        rep2w = sample(rep2, pix2, 1, (h, w)).transpose(1, 2).reshape(b, 1, h, w)
+        n = self.patch
+        p1 = F.unfold(rep1 * ok, n, stride=n // 2)
+        p2 = F.unfold(rep2w * ok, n, stride=n // 2)
+        keep = F.unfold(ok, n, stride=n // 2).mean(1) > 0.5
+        cos = (F.normalize(p1, dim=1) * F.normalize(p2, dim=1)).sum(1)
+        return 1 - (cos * keep).sum() / keep.sum().clamp_min(1)
+
+
+class PeakyLoss(nn.Module):
+    """Repeatability maps should peak: local max minus local mean close to 1 in every patch."""
+
+    def __init__(self, patch: int = 16) -> None:
+        super().__init__()
+        self.patch = patch
+
+    def forward(self, out1: Maps, out2: Maps, U: torch.Tensor, valid1: torch.Tensor, valid2: torch.Tensor,
+                stride: int) -> torch.Tensor:
+        n = self.patch
+        terms = []
+        for rep in (out1["repeatability"], out2["repeatability"]):
+            # Separable (1,k) then (k,1) pooling: same result as a k x k window, k/2 times cheaper.
+            k, p = (1, n + 1), (0, n // 2)
+            mx = F.max_pool2d(F.max_pool2d(rep, k, 1, p), k[::-1], 1, p[::-1])
+            av = F.avg_pool2d(F.avg_pool2d(rep, k, 1, p, count_include_pad=False), k[::-1], 1, p[::-1],
+                              count_include_pad=False)
+            terms.append(1 - (mx - av).mean())
+        return sum(terms) / 2
+
+
+class D2Loss(nn.Module):
+    """D2-Net: triplet margin ranking loss, each correspondence weighted by both detection scores."""
+
+    def __init__(self, margin: float = 1.0, safe_radius: float = 4.0) -> None:
+        super().__init__()
+        self.margin, self.safe_radius = margin, safe_radius
+
+    def forward(self, out1: Maps, out2: Maps, U: torch.Tensor, valid1: torch.Tensor, valid2: torch.Tensor,
+                stride: int) -> torch.Tensor:
+        desc1, desc2 = out1["descriptors"], out2["descriptors"]
+        b, _, h, w = desc1.shape
+        size = valid1.shape[-2:]
+        cells = grid_points((h, w), 1, b, desc1.device)
+        p1 = (cells + 0.5) * stride - 0.5                               # cell centres in pixels
+        p2 = warp_points(p1, U)
+        ok = inside(p2, size) & (sample(valid1, p1, 1, size)[..., 0] > 0.5) & (sample(valid2, p2, 1, size)[..., 0] > 0.5)
+        d1 = desc1.flatten(2).transpose(1, 2)                           # (B,N,D)
+        d2 = F.normalize(sample(desc2, p2, stride, size), dim=-1)
+        s1 = out1["dense_scores"].flatten(1)
+        s2 = sample(out2["dense_scores"], p2, stride, size)[..., 0]
+        pos = ((d1 - d2) ** 2).sum(-1).add(1e-8).sqrt()
+        all2 = desc2.flatten(2).transpose(1, 2)
+        far2 = torch.cdist(p2 / stride, cells) > self.safe_radius       # (B,N,M) in cells
+        neg2 = ((2 - 2 * (d1 @ all2.transpose(1, 2))).clamp_min(1e-8).sqrt() + (~far2) * 10).amin(-1)
+        far1 = torch.cdist(cells, cells) > self.safe_radius              # (B,N,N) in cells
+        neg1 = ((2 - 2 * (d2 @ d1.transpose(1, 2))).clamp_min(1e-8).sqrt() + (~far1) * 10).amin(-1)
+        hinge = F.relu(self.margin + pos - torch.minimum(neg1, neg2))
+        weight = s1 * s2 * ok
+        return ((weight * hinge).sum(1) / weight.sum(1).clamp_min(1e-8)).mean()
+
+
+class DetectDescribeLoss(nn.Module):
+    """L_f: the weighted sum of one architecture's loss terms; returns (total, {term: value})."""
+
+    def __init__(self, kind: str) -> None:
+        super().__init__()
+        if kind == "r2d2":
+            self.terms = nn.ModuleDict({"ap": APLoss(), "cosim": CosimLoss(), "peaky": PeakyLoss()})
+        elif kind == "d2net":
+            self.terms = nn.ModuleDict({"triplet": D2Loss()})
+        else:
+            raise ValueError(f"unknown loss kind {kind!r}; expected 'r2d2' or 'd2net'")
+
+    def forward(self, out1: Maps, out2: Maps, U: torch.Tensor, valid1: torch.Tensor, valid2: torch.Tensor,
+                stride: int) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        parts = {name: term(out1, out2, U, valid1, valid2, stride) for name, term in self.terms.items()}
+        return sum(parts.values()), parts
+
+
+class S2Loss(nn.Module):
+    """L = L_SL + λ (L_SSL_vis + L_SSL_ir); λ = 0 is plain supervised training."""
+
+    def __init__(self, kind: str, ssl_weight: float) -> None:
+        super().__init__()
+        self.lf = DetectDescribeLoss(kind)
+        self.ssl_weight = ssl_weight
+
+    def forward(self, branches: dict[str, tuple[Maps, Maps, torch.Tensor, torch.Tensor, torch.Tensor]],
+                stride: int) -> tuple[torch.Tensor, dict[str, float]]:
+        """``branches``: {"sl": ..., "ssl_vis": ..., "ssl_ir": ...} of (out1, out2, U, valid1, valid2)."""
+        log: dict[str, float] = {}
+        total = torch.zeros((), device=next(iter(branches.values()))[2].device)
+        for name, args in branches.items():
+            value, parts = self.lf(*args, stride)
+            weight = 1.0 if name == "sl" else self.ssl_weight
+            if weight:
+                total = total + weight * value
+            log[name] = float(value.detach())
+            log.update({f"{name}/{k}": float(v.detach()) for k, v in parts.items()})
+        log["loss"] = float(total.detach())
+        return total, log

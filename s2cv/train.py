@@ -1,0 +1,253 @@
+"""``python -m s2cv.train``: S2-Net training (supervised cross-modal + self-supervised branches).
+
+Each step draws a batch of aligned crops; the supervised branch sees (vis, augmented ir) with
+their known correspondence U, and, when λ > 0, each modality is also paired with its own
+random S2 transform T(I). One forward pass over all images, then
+L = L_SL + λ (L_SSL_vis + L_SSL_ir). Checkpoints are plain dicts loadable with
+``S2Net_create(model=PATH)``; ``best.pt`` is chosen on held-out training pairs, never on test data.
+Multi-process: ``torchrun --nproc_per_node N -m s2cv.train ...`` (gloo on CPU, nccl on GPU).
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import math
+import os
+import time
+from pathlib import Path
+from typing import Any, Iterator, Sequence
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from torch.utils.data import DataLoader, Sampler
+from tqdm import tqdm
+
+from .augment import random_homography, warp
+from .data import LAYOUTS, S2PairDataset, list_pairs, read_gray
+from .losses import S2Loss
+from .metrics import score_pair
+from .models import ARCHITECTURES, build_model
+from .zoo import read_checkpoint, save_checkpoint
+
+DEFAULT_SSL_WEIGHT = {"fast": 0.4, "r2d2": 0.4, "d2net": 0.8}
+DEFAULT_WEIGHT_DECAY = {"fast": 5e-4, "r2d2": 5e-4, "d2net": 1e-5}
+DEFAULT_CROP = {"fast": 192, "r2d2": 192, "d2net": 256}
+DEFAULT_BATCH = {"fast": 2, "r2d2": 2, "d2net": 1}
+BRANCHES = (("sl", "sl"), ("ssl_vis", "vis"), ("ssl_ir", "ir"))
+
+
+class StreamSampler(Sampler[int]):
+    """Endless item indices, strided over ranks; restarting at ``start`` makes resume exact."""
+
+    def __init__(self, start: int, rank: int, world: int) -> None:
+        self.start, self.rank, self.world = start, rank, world
+
+    def __iter__(self) -> Iterator[int]:
+        i = self.start * self.world + self.rank
+        while True:
+            yield i
+            i += self.world
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="s2cv train", description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--arch", choices=sorted(ARCHITECTURES), default="fast")
+    p.add_argument("--dataset", choices=sorted(LAYOUTS), default="roadscene",
+                   help="layout of --data folders given without a KIND= prefix")
+    p.add_argument("--data", action="append", required=True, metavar="[KIND=]PATH",
+                   help="training data folder; repeat to train on several sets, e.g. "
+                        "--data roadscene=/d/roadscene --data visnir=/d/visnir")
+    p.add_argument("--ssl-weight", type=float, default=None, help="λ; 0 = supervised only (default: per arch)")
+    p.add_argument("--steps", type=int, default=None, help="optimiser steps (overrides --epochs)")
+    p.add_argument("--epochs", type=float, default=None, help="passes over the training pairs (one crop per pair)")
+    p.add_argument("--batch-size", type=int, default=None, help="pairs per step per process (default: per arch)")
+    p.add_argument("--crop", type=int, default=None, help="crop size in px (default: 192, d2net 256)")
+    p.add_argument("--lr", type=float, default=1e-4)
+    p.add_argument("--weight-decay", type=float, default=None, help="default: per arch (paper settings)")
+    p.add_argument("--out", type=Path, required=True, help="output folder (checkpoints, logs)")
+    p.add_argument("--resume", action="store_true", help="continue from OUT/last.pt if it exists")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="auto")
+    p.add_argument("--workers", type=int, default=0, help="data loader worker processes")
+    p.add_argument("--val-every", type=int, default=250, help="validate and checkpoint every N steps")
+    p.add_argument("--val-pairs", type=int, default=12, help="held-out pairs per data set used for validation")
+    p.add_argument("--pretrained", type=Path, default=None, help="d2net only: local VGG16 ImageNet state dict")
+    p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0 = torch default)")
+    args = p.parse_args(argv)
+    a = args.arch
+    args.ssl_weight = DEFAULT_SSL_WEIGHT[a] if args.ssl_weight is None else args.ssl_weight
+    args.weight_decay = DEFAULT_WEIGHT_DECAY[a] if args.weight_decay is None else args.weight_decay
+    args.crop = args.crop or DEFAULT_CROP[a]
+    args.batch_size = args.batch_size or DEFAULT_BATCH[a]
+    if args.ssl_weight < 0:
+        p.error("--ssl-weight must be >= 0")
+    if args.pretrained and a != "d2net":
+        p.error("--pretrained is for --arch d2net")
+    return args
+
+
+def data_sources(args: argparse.Namespace) -> list[tuple[str, Path]]:
+    sources = []
+    for item in args.data:
+        kind, sep, path = item.partition("=")
+        sources.append((kind, Path(path)) if sep and kind in LAYOUTS else (args.dataset, Path(item)))
+    return sources
+
+
+def validation_set(sources: list[tuple[str, Path]], n: int, seed: int) -> list[tuple[str, np.ndarray, np.ndarray, np.ndarray]]:
+    """Held-out aligned pairs with a fixed random homography applied to the second image."""
+    items = []
+    rng = np.random.default_rng(seed + 12345)
+    for kind, root in sources:
+        for pair in list_pairs(kind, root, "val")[:n]:
+            a, b = read_gray(pair.path_a), read_gray(pair.path_b)
+            scale = min(1.0, 640 / max(a.shape))
+            if scale < 1:
+                size = (round(a.shape[1] * scale), round(a.shape[0] * scale))
+                a, b = (np.ascontiguousarray(__import__("cv2").resize(x, size)) for x in (a, b))
+            H = random_homography(b.shape, rng)
+            b, _ = warp(b, H)
+            items.append((f"{kind}/{pair.name}", a, b, H))
+    return items
+
+
+@torch.no_grad()
+def validate(net: torch.nn.Module, items: list, device: str, k: int = 1024) -> dict[str, float]:
+    """Matching quality of the real inference path (S2NetFeature2D) on held-out pairs."""
+    from .feature2d import S2NetFeature2D
+
+    det = S2NetFeature2D(net, backend="torch", device=device, nfeatures=k)
+    res = []
+    for _, a, b, H in items:
+        ka, da = det.detectAndCompute(a, None)
+        kb, db = det.detectAndCompute(b, None)
+        pa = np.array([p.pt for p in ka]).reshape(-1, 2)
+        pb = np.array([p.pt for p in kb]).reshape(-1, 2)
+        res.append(score_pair(pa, da, pb, db, H, a.shape, b.shape, 3.0))
+    net.train()
+    errors = np.array([r.corner_error for r in res])
+    return {"val_ncm": float(np.mean([r.ncm for r in res])), "val_cmr": float(np.mean([r.cmr for r in res])),
+            "val_reg5": float(np.mean(errors <= 5)), "val_nc": float(np.mean([r.nc for r in res]))}
+
+
+def split_outputs(out: dict[str, torch.Tensor], n: int) -> list[dict[str, torch.Tensor]]:
+    chunks = {k: v.chunk(n) for k, v in out.items()}
+    return [{k: v[i] for k, v in chunks.items()} for i in range(n)]
+
+
+def train(args: argparse.Namespace) -> Path:
+    rank, world = int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
+    if args.device == "auto":
+        args.device = f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}" if torch.cuda.is_available() else "cpu"
+    device = torch.device(args.device)
+    if world > 1:
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    torch.manual_seed(args.seed + rank)
+    main = rank == 0
+    out: Path = args.out
+    out.mkdir(parents=True, exist_ok=True)
+
+    sources = data_sources(args)
+    groups = [list_pairs(kind, root, "train") for kind, root in sources]
+    n_pairs = sum(len(g) for g in groups)
+    steps = args.steps or math.ceil((args.epochs or 25) * n_pairs / (args.batch_size * world))
+    dataset = S2PairDataset(groups, crop=args.crop, seed=args.seed)
+
+    net = build_model(args.arch).to(device)
+    if args.pretrained:
+        from .models.d2net import load_vgg16
+        load_vgg16(net, args.pretrained)
+    criterion = S2Loss(net.loss, args.ssl_weight).to(device)
+    optimizer = torch.optim.Adam(net.parameters(), lr=args.lr, weight_decay=args.weight_decay)
+    start, best = 0, -1.0
+    last = out / "last.pt"
+    if args.resume and last.is_file():
+        ckpt = read_checkpoint(last)
+        if ckpt["arch"] != args.arch:
+            raise ValueError(f"{last} was trained with --arch {ckpt['arch']}, not {args.arch}")
+        net.load_state_dict(ckpt["state_dict"])
+        optimizer.load_state_dict(ckpt["optimizer"])
+        start, best = int(ckpt["step"]), float(ckpt["meta"].get("best_val_ncm", -1.0))
+        if main:
+            print(f"resuming from {last} at step {start}")
+    model = torch.nn.parallel.DistributedDataParallel(net) if world > 1 else net
+    loader = DataLoader(dataset, batch_size=args.batch_size, sampler=StreamSampler(start * args.batch_size, rank, world),
+                        num_workers=args.workers)
+    val_items = validation_set(sources, args.val_pairs, args.seed) if main else []
+    branches = BRANCHES if args.ssl_weight > 0 else BRANCHES[:1]
+    meta = {"arch": args.arch, "ssl_weight": args.ssl_weight, "data": [f"{k}={p.name}" for k, p in sources],
+            "crop": args.crop, "batch_size": args.batch_size * world, "lr": args.lr,
+            "weight_decay": args.weight_decay, "seed": args.seed}
+    if main:
+        (out / "config.json").write_text(json.dumps({**vars(args), "out": str(out), "data": args.data,
+                                                     "pretrained": str(args.pretrained), "steps": steps}, indent=2))
+        print(f"training {args.arch} for {steps} steps on {n_pairs} pairs ({', '.join(meta['data'])}), "
+              f"λ={args.ssl_weight}, batch {args.batch_size}x{world}, crop {args.crop}, device {device}")
+    log_file = open(out / "train_log.csv", "a", newline="") if main else None
+    writer: csv.DictWriter | None = None
+    bar = tqdm(total=steps, initial=start, disable=not main, desc=f"train {args.arch}", dynamic_ncols=True)
+    net.train()
+    elapsed = 0.0
+    batches = iter(loader)
+    for step in range(start + 1, steps + 1):
+        t0 = time.perf_counter()
+        batch = {k: v.to(device) for k, v in next(batches).items()}
+        images = torch.cat([batch[f"{key}_{side}"] for _, key in branches for side in "ab"])
+        outputs = split_outputs(model(images), 2 * len(branches))
+        ones = torch.ones_like(batch["sl_a"])
+        parts = {name: (outputs[2 * i], outputs[2 * i + 1], batch[f"{key}_U"], ones, batch[f"{key}_valid_b"])
+                 for i, (name, key) in enumerate(branches)}
+        loss, log = criterion(parts, net.stride)
+        if not torch.isfinite(loss):
+            raise FloatingPointError(f"non-finite loss at step {step}: {log}")
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        dt = time.perf_counter() - t0
+        elapsed += dt
+        if not main:
+            continue
+        row = {"step": step, **{k: round(v, 5) for k, v in log.items()}, "sec_per_step": round(dt, 3)}
+        if writer is None:
+            writer = csv.DictWriter(log_file, fieldnames=list(row))
+            if log_file.tell() == 0:
+                writer.writeheader()
+        writer.writerow(row)
+        bar.update(1)
+        bar.set_postfix({k: f"{v:.3f}" for k, v in log.items() if "/" not in k} | {"s/it": f"{dt:.2f}"})
+        if step % args.val_every == 0 or step == steps:
+            val = validate(net, val_items, str(device))
+            log_file.flush()
+            with open(out / "val_log.csv", "a") as f:
+                f.write(json.dumps({"step": step, **val}) + "\n")
+            improved = val["val_ncm"] > best
+            best = max(best, val["val_ncm"])
+            info = {**meta, "step": step, "best_val_ncm": best, "train_seconds": round(elapsed, 1), **val}
+            save_checkpoint(last, net, args.arch, info, optimizer=optimizer.state_dict(), step=step)
+            if improved:
+                save_checkpoint(out / "best.pt", net, args.arch, info, step=step)
+            bar.write(f"step {step}: " + ", ".join(f"{k}={v:.3f}" for k, v in val.items())
+                      + (" (best)" if improved else ""))
+    bar.close()
+    if log_file:
+        log_file.close()
+    if world > 1:
+        dist.destroy_process_group()
+    return out / "best.pt"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    path = train(args)
+    if int(os.environ.get("RANK", 0)) == 0:
+        print(f"done: {path} (load it with s2cv.S2Net_create(model={str(path)!r}))")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,85 @@
+"""Model zoo: the one place that knows about weight files.
+
+A checkpoint is a plain dict (loadable with ``torch.load(weights_only=True)``):
+``{"format": "s2cv/1", "arch": str, "conf": dict, "state_dict": ..., "meta": dict}`` plus, for
+training checkpoints, ``optimizer`` and ``step``. Zoo names map to files shipped in
+``s2cv/weights``; anything else is treated as a path.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from .models import ARCHITECTURES, build_model
+
+FORMAT = "s2cv/1"
+WEIGHTS_DIR = Path(__file__).parent / "weights"
+ZOO: dict[str, str] = {
+    "default": "s2fast-vis-ir-nir.pt",
+    "vis-ir": "s2fast-vis-ir.pt",
+}
+
+
+def available_models() -> list[str]:
+    """Zoo names whose weight file is actually shipped."""
+    return [name for name, file in ZOO.items() if (WEIGHTS_DIR / file).is_file()]
+
+
+def resolve(model: str | Path) -> Path:
+    """A zoo name or a checkpoint path -> an existing file (clear errors otherwise)."""
+    if isinstance(model, str) and model in ZOO:
+        path = WEIGHTS_DIR / ZOO[model]
+        if not path.is_file():
+            raise FileNotFoundError(
+                f"the zoo model {model!r} is not shipped in this build of s2cv (expected {path}); "
+                f"available: {available_models() or 'none'}. Train one with `python -m s2cv.train` "
+                f"and pass model=PATH.")
+        return path
+    path = Path(model)
+    if not path.is_file():
+        raise FileNotFoundError(f"model {str(model)!r} is neither a zoo name ({sorted(ZOO)}) nor a checkpoint file")
+    return path
+
+
+def save_checkpoint(path: str | Path, model: nn.Module, arch: str, meta: dict[str, Any] | None = None,
+                    **extra: Any) -> None:
+    """Write atomically so an interrupted run never leaves a truncated checkpoint behind."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    state = {"format": FORMAT, "arch": arch, "conf": dict(model.conf), "state_dict": model.state_dict(),
+             "meta": meta or {}, **extra}
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    torch.save(state, tmp)
+    tmp.replace(path)
+
+
+def read_checkpoint(path: str | Path) -> dict[str, Any]:
+    """Load and validate a checkpoint dict (weights only: no code from the file is run)."""
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch raises many types for truncated / foreign files
+        raise ValueError(f"cannot read s2cv checkpoint {path}: {type(exc).__name__}: {exc}") from exc
+    if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
+        raise ValueError(f"{path} is not an s2cv checkpoint (missing format tag {FORMAT!r})")
+    if ckpt.get("arch") not in ARCHITECTURES:
+        raise ValueError(f"{path}: unknown architecture {ckpt.get('arch')!r}")
+    return ckpt
+
+
+def load_model(model: str | Path) -> tuple[nn.Module, dict[str, Any]]:
+    """Zoo name or path -> (network in eval mode, checkpoint metadata)."""
+    path = resolve(model)
+    ckpt = read_checkpoint(path)
+    net = build_model(ckpt["arch"], **ckpt.get("conf", {}))
+    try:
+        net.load_state_dict(ckpt["state_dict"])
+    except RuntimeError as exc:
+        raise ValueError(f"{path}: weights do not fit architecture {ckpt['arch']!r}: {exc}") from exc
+    for name, value in ckpt["state_dict"].items():
+        if value.is_floating_point() and not torch.isfinite(value).all():
+            raise ValueError(f"{path}: tensor {name} holds NaN/Inf values (corrupt weights)")
+    meta = {"arch": ckpt["arch"], "path": str(path), **ckpt.get("meta", {})}
+    return net.eval(), meta
