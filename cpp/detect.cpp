@@ -86,13 +86,18 @@ std::vector<Candidate> search_band(const float* s, const uint8_t* mask, int64_t 
 
 std::vector<Keypoint> detect(const float* s, const uint8_t* mask, int64_t H, int64_t W, const DetectParams& p) {
   validate_detect(H, W, p);
+  // Windows are clipped at the map's edges, so any radius >= max(H, W) means "the whole map"
+  // (the CUDA back end clamps the same way). Clamping bounds the W + 2r scratch buffer and
+  // keeps y +- r and W + 2r free of signed overflow for every int64 radius.
+  DetectParams q = p;
+  q.nms_radius = std::min(p.nms_radius, std::max(H, W));
 
   const int bands = choose_threads(H * W, int64_t{1} << 16);
   std::vector<std::vector<Candidate>> found(bands);
   std::vector<char> finite(bands, 1);
   parallel_bands(H, bands, [&](int band, int64_t y0, int64_t y1) {
     finite[band] = all_finite(s + y0 * W, (y1 - y0) * W);
-    if (finite[band]) found[band] = search_band(s, mask, H, W, p, y0, y1);
+    if (finite[band]) found[band] = search_band(s, mask, H, W, q, y0, y1);
   });
   if (std::find(finite.begin(), finite.end(), 0) != finite.end())
     throw std::invalid_argument("scores contain NaN or Inf");

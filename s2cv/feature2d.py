@@ -69,14 +69,24 @@ class S2NetFeature2D(cv2.Feature2D):
         _SHELLS.append(self)
 
     def _load(self, model: str | Path | nn.Module) -> None:
+        backend = self._backend_name
         if isinstance(model, nn.Module):
             net, meta = model, {"arch": type(model).__name__, "path": None}
             self._model_name = "<in-memory>"
+        elif Path(str(model)).suffix.lower() == ".onnx":
+            # A prebuilt `python -m s2cv.export` graph: no torch network, metadata from the file.
+            from .backend_onnx import onnx_model_meta
+
+            if backend not in ("auto", "onnxruntime", "tensorrt"):
+                raise ValueError(f"an .onnx model runs with backend='onnxruntime' or 'tensorrt', not {backend!r}")
+            net, meta = None, onnx_model_meta(model)
+            backend = "onnxruntime" if backend == "auto" else backend
+            self._model_name = str(model)
         else:
             net, meta = load_model(model)
             self._model_name = str(model)
         self.meta = meta
-        self._net_backend: Backend = make_backend(self._backend_name, net, meta, self._device)
+        self._net_backend: Backend = make_backend(backend, net, meta, self._device)
 
     # ------------------------------------------------------------------ parameters
     @property

@@ -48,7 +48,7 @@ def _robust(image: np.ndarray) -> np.ndarray:
         lo, hi = float(image.min()), float(image.max())
     if hi <= lo:
         return np.zeros_like(image)
-    return np.clip((image - lo) / (hi - lo), 0.0, 1.0)
+    return np.clip((image - lo) / (hi - lo), 0.0, 1.0).astype(np.float32)
 
 
 def check_mask(mask: np.ndarray | None, shape: tuple[int, int]) -> np.ndarray | None:

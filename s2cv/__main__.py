@@ -1,0 +1,117 @@
+"""``s2cv`` / ``python -m s2cv``: one command, a subcommand per tool.
+
+Each subcommand's module is imported only when it runs, so ``s2cv info`` or ``s2cv register``
+never pays for (or breaks on) training, ONNX or TensorRT imports, and optional modules that
+are not part of this build give a clear message instead of a traceback.
+"""
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import sys
+from typing import Callable, Sequence
+
+# name -> (module with main(argv) -> int, one-line help)
+COMMANDS: dict[str, tuple[str, str]] = {
+    "register": ("s2cv.register", "register an IR/NIR image onto a visible image (H, overlays, summary)"),
+    "train": ("s2cv.train", "train a network with S2-Net"),
+    "evaluate": ("s2cv.evaluate", "benchmark features on pairs with known homographies"),
+    "export": ("s2cv.export", "export a checkpoint to ONNX"),
+    "build-engine": ("s2cv.build_engine", "build a TensorRT engine from an ONNX export"),
+    "info": ("", "versions, shipped models, available backends and compiled extensions"),
+}
+
+
+def usage() -> str:
+    width = max(map(len, COMMANDS))
+    lines = ["usage: s2cv COMMAND [ARGS...]   (COMMAND --help for its options)", "", "commands:"]
+    lines += [f"  {name:<{width}}  {text}" for name, (_, text) in COMMANDS.items()]
+    return "\n".join(lines)
+
+
+def _available(module: str) -> bool:
+    try:
+        return importlib.util.find_spec(module) is not None
+    except (ImportError, ValueError):
+        return False
+
+
+def _extension(module: str) -> str:
+    try:
+        importlib.import_module(module)
+    except ImportError as exc:
+        return f"not built ({exc})"
+    return "built"
+
+
+def info() -> int:
+    """Print what this installation can do; never fails on a missing optional part."""
+    import cv2
+    import numpy
+    import torch
+
+    import s2cv
+    from s2cv.backends import BACKENDS
+
+    print(f"s2cv {s2cv.__version__}  (python {sys.version.split()[0]}, torch {torch.__version__}, "
+          f"opencv {cv2.__version__}, numpy {numpy.__version__})")
+    print(f"zoo models shipped: {', '.join(s2cv.available_models()) or 'none'}")
+    needs = {"torch": "torch", "onnxruntime": "onnxruntime", "tensorrt": "tensorrt"}
+    for name, target in BACKENDS.items():
+        module = target.split(":")[0]
+        ok = _available(module) and _available(needs.get(name, name))
+        print(f"backend {name:<12} {'available' if ok else 'not available'}")
+    print(f"s2cv._C       {_extension('s2cv._C')}")
+    print(f"s2cv._C_cuda  {_extension('s2cv._C_cuda')}")
+    print(f"CUDA device   {torch.cuda.get_device_name(0) if torch.cuda.is_available() else 'none visible to torch'}")
+    return 0
+
+
+def _load(command: str) -> Callable[..., int] | None:
+    module_name = COMMANDS[command][0]
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        if exc.name != module_name:  # a dependency of the module is missing: say which
+            raise
+        return None
+    return getattr(module, "main")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Dispatch ``argv[0]`` to its subcommand with the rest of ``argv``; returns the exit status."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    if not args or args[0] in ("-h", "--help", "help"):
+        print(usage(), file=sys.stdout if args else sys.stderr)
+        return 0 if args else 2
+    if args[0] == "--version":
+        from s2cv import __version__
+
+        print(f"s2cv {__version__}")
+        return 0
+    command, rest = args[0], args[1:]
+    if command not in COMMANDS:
+        print(f"s2cv: error: unknown command {command!r}\n\n{usage()}", file=sys.stderr)
+        return 2
+    if command == "info":
+        return info()
+    try:
+        entry = _load(command)
+    except ModuleNotFoundError as exc:
+        print(f"s2cv {command}: error: missing dependency {exc.name!r} ({exc})", file=sys.stderr)
+        return 2
+    if entry is None:
+        print(f"s2cv {command}: error: this build of s2cv has no {COMMANDS[command][0]} module", file=sys.stderr)
+        return 2
+    try:
+        status = entry(rest)
+    except SystemExit as exc:  # argparse --help / usage errors inside the subcommand
+        if exc.code is None or isinstance(exc.code, int):
+            return exc.code or 0
+        print(exc.code, file=sys.stderr)  # what the interpreter would print for sys.exit("message")
+        return 1
+    return int(status or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

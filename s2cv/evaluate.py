@@ -1,0 +1,473 @@
+"""Benchmark local features on cross-modality pairs with known homographies.
+
+Run ``python -m s2cv.evaluate --help``. Every method sees the images as a user would pass
+them (BGR uint8 visible, single-channel thermal/NIR) and is scored with :mod:`s2cv.metrics`.
+
+Dataset layouts (``--data DIR``):
+
+* ``roadscene``: ``DIR/test/NAME_vis.png``, ``NAME_ir.png`` and ``DIR/test/homographies.json``.
+* ``visnir``: ``DIR/test/<scene>/NNNN_rgb.jpg``, ``NNNN_nir.jpg`` and ``DIR/test/homographies.json``
+  with keys ``"<scene>/NNNN"``.
+* ``pairs`` (generic): ``DIR/NAME_a.<ext>``, ``DIR/NAME_b.<ext>`` (ext png, jpg, jpeg, tif or
+  tiff) and either ``DIR/homographies.json`` ``{NAME: 3x3}`` or ``DIR/pairs.txt`` with one line
+  per pair, ``NAME h11 h12 h13 h21 h22 h23 h31 h32 h33`` (``#`` starts a comment).
+
+For roadscene and visnir, ``DIR`` may also be the ``test`` folder itself. In every layout H maps a
+pixel (x, y, 1) of image a (visible) to image b (thermal / NIR).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import math
+import os
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+import cv2
+import numpy as np
+from tqdm import tqdm
+
+from s2cv import viz
+from s2cv.metrics import (
+    MMA_THRESHOLDS,
+    REG_THRESHOLDS,
+    PairResult,
+    aggregate,
+    match_errors,
+    mutual_nn_matches,
+    score_pair,
+)
+
+IMAGE_EXTS = ("png", "jpg", "jpeg", "tif", "tiff")
+PEERS = ("sift", "orb", "akaze", "brisk")
+GRAY_TOLERANCE = 2  # max channel difference still treated as gray (JPEG chroma noise)
+
+
+@dataclass(frozen=True)
+class Pair:
+    """Two images of one scene and the homography mapping pixels of a to pixels of b."""
+
+    name: str
+    path_a: Path
+    path_b: Path
+    H: np.ndarray
+
+
+class Feature2D(Protocol):
+    """The part of cv2.Feature2D the benchmark uses."""
+
+    def detectAndCompute(  # noqa: N802 - OpenCV naming
+        self, image: np.ndarray, mask: np.ndarray | None
+    ) -> tuple[Sequence[cv2.KeyPoint], np.ndarray | None]: ...
+
+
+class MethodUnavailable(RuntimeError):
+    """The requested method cannot be built here (unknown name, missing module or model)."""
+
+
+# ---------------------------------------------------------------- datasets
+
+
+def _read_homographies(path: Path) -> dict[str, np.ndarray]:
+    with open(path) as f:
+        raw = json.load(f)
+    return {name: _as_homography(h, f"{path}:{name}") for name, h in raw.items()}
+
+
+def _as_homography(values: Any, where: str) -> np.ndarray:
+    H = np.asarray(values, dtype=np.float64)
+    if H.size != 9:
+        raise ValueError(f"{where}: expected 9 homography values, got {H.size}")
+    return H.reshape(3, 3)
+
+
+def _test_dir(root: Path) -> Path:
+    return root / "test" if (root / "test" / "homographies.json").is_file() else root
+
+
+def _checked(pairs: list[Pair]) -> list[Pair]:
+    missing = [str(p) for pair in pairs for p in (pair.path_a, pair.path_b) if not p.is_file()]
+    if missing:
+        raise FileNotFoundError(f"{len(missing)} image(s) missing, e.g. {missing[0]}")
+    return sorted(pairs, key=lambda p: p.name)
+
+
+def load_roadscene(root: str | Path) -> list[Pair]:
+    """RoadScene VIS-TIR benchmark: ``test/NAME_vis.png`` -> ``test/NAME_ir.png``."""
+    d = _test_dir(Path(root))
+    hs = _read_homographies(d / "homographies.json")
+    return _checked([Pair(n, d / f"{n}_vis.png", d / f"{n}_ir.png", H) for n, H in hs.items()])
+
+
+def load_visnir(root: str | Path) -> list[Pair]:
+    """EPFL VIS-NIR benchmark: ``test/<scene>/NNNN_rgb.jpg`` -> ``NNNN_nir.jpg``."""
+    d = _test_dir(Path(root))
+    hs = _read_homographies(d / "homographies.json")
+    return _checked([Pair(n, d / f"{n}_rgb.jpg", d / f"{n}_nir.jpg", H) for n, H in hs.items()])
+
+
+def _find_image(d: Path, stem: str) -> Path:
+    for ext in IMAGE_EXTS:
+        for candidate in (d / f"{stem}.{ext}", d / f"{stem}.{ext.upper()}"):
+            if candidate.is_file():
+                return candidate
+    raise FileNotFoundError(f"no image {d / stem}.{{{','.join(IMAGE_EXTS)}}}")
+
+
+def load_pairs(root: str | Path) -> list[Pair]:
+    """Generic layout: ``NAME_a.<ext>``, ``NAME_b.<ext>`` plus homographies.json or pairs.txt."""
+    d = Path(root)
+    if (d / "homographies.json").is_file():
+        hs = _read_homographies(d / "homographies.json")
+    elif (d / "pairs.txt").is_file():
+        hs = {}
+        for lineno, line in enumerate((d / "pairs.txt").read_text().splitlines(), 1):
+            fields = line.split("#", 1)[0].split()
+            if fields:
+                hs[fields[0]] = _as_homography(fields[1:], f"{d / 'pairs.txt'}:{lineno}")
+    else:
+        raise FileNotFoundError(f"{d} has neither homographies.json nor pairs.txt")
+    pairs = [Pair(n, _find_image(d, f"{n}_a"), _find_image(d, f"{n}_b"), H) for n, H in hs.items()]
+    return _checked(pairs)
+
+
+LOADERS: dict[str, Callable[[str | Path], list[Pair]]] = {
+    "roadscene": load_roadscene,
+    "visnir": load_visnir,
+    "pairs": load_pairs,
+}
+
+
+def read_image(path: str | Path) -> np.ndarray:
+    """Image as a user would hand it to a detector: BGR for colour, 2-D for gray, depth kept.
+
+    Alpha is dropped, and 3-channel files whose channels are equal (thermal/NIR saved as RGB)
+    become single-channel.
+    """
+    img = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    if img is None:
+        raise FileNotFoundError(f"cannot read image {path}")
+    if img.ndim == 3 and img.shape[2] == 4:
+        img = img[:, :, :3]
+    if img.ndim == 3 and img.shape[2] == 1:
+        img = img[:, :, 0]
+    if img.ndim == 3:
+        spread = np.abs(img.astype(np.int32) - img[:, :, :1].astype(np.int32)).max()
+        if spread <= GRAY_TOLERANCE:
+            img = np.ascontiguousarray(img[:, :, 0])
+    return img
+
+
+# ---------------------------------------------------------------- methods
+
+
+class TopK:
+    """Detector without an nfeatures option, limited to the K strongest keypoints."""
+
+    def __init__(self, detector: Any, k: int) -> None:
+        self.detector, self.k = detector, k
+
+    def detectAndCompute(  # noqa: N802 - OpenCV naming
+        self, image: np.ndarray, mask: np.ndarray | None
+    ) -> tuple[Sequence[cv2.KeyPoint], np.ndarray | None]:
+        kps = self.detector.detect(image, mask)
+        kps = sorted(kps, key=lambda kp: kp.response, reverse=True)[: self.k]
+        return self.detector.compute(image, kps)
+
+    def defaultNorm(self) -> int:  # noqa: N802 - OpenCV naming
+        return self.detector.defaultNorm()
+
+
+def _opencv_factory(name: str) -> Callable[[], Any]:
+    """cv2.<Name>_create from cv2 (4.x) or cv2.xfeatures2d (5.x contrib)."""
+    attr = f"{name}_create"
+    for module in (cv2, getattr(cv2, "xfeatures2d", None)):
+        if module is not None and hasattr(module, attr):
+            return getattr(module, attr)
+    raise MethodUnavailable(f"{attr} not found in cv2 or cv2.xfeatures2d (opencv-contrib?)")
+
+
+def create_method(spec: str, k: int, device: str | None = None) -> Feature2D:
+    """Build the detector named by `spec` with a budget of `k` keypoints.
+
+    `spec` is sift, orb, akaze, brisk, or ``s2net[:MODEL]`` (s2cv.S2Net_create).
+    """
+    name, _, model = spec.partition(":")
+    name = name.strip().lower()
+    if name == "sift":
+        return _opencv_factory("SIFT")(nfeatures=k)
+    if name == "orb":
+        return _opencv_factory("ORB")(nfeatures=k)
+    if name == "akaze":
+        return TopK(_opencv_factory("AKAZE")(), k)
+    if name == "brisk":
+        return TopK(_opencv_factory("BRISK")(), k)
+    if name == "s2net":
+        try:
+            import s2cv
+
+            factory = s2cv.S2Net_create
+        except (ImportError, AttributeError) as e:
+            raise MethodUnavailable(f"s2cv.S2Net_create is not available: {e}") from e
+        kwargs: dict[str, Any] = {"model": model or "default", "nfeatures": k}
+        if device is not None:
+            kwargs["device"] = device
+        try:
+            return factory(**kwargs)
+        except (FileNotFoundError, KeyError, ValueError) as e:
+            raise MethodUnavailable(f"cannot create {spec}: {e}") from e
+    raise MethodUnavailable(f"unknown method {spec!r}; known: {', '.join(PEERS)}, s2net[:MODEL]")
+
+
+def _detect(det: Feature2D, img: np.ndarray) -> tuple[np.ndarray, np.ndarray | None, float]:
+    """Keypoint coordinates (N, 2), descriptors and wall time in seconds."""
+    t0 = time.perf_counter()
+    kps, desc = det.detectAndCompute(img, None)
+    dt = time.perf_counter() - t0
+    pts = np.array([kp.pt for kp in kps], dtype=np.float64).reshape(-1, 2)
+    return pts, desc, dt
+
+
+def _norm_of(det: Feature2D) -> int | None:
+    get = getattr(det, "defaultNorm", None)
+    return get() if get is not None else None
+
+
+# ---------------------------------------------------------------- evaluation
+
+
+def evaluate(
+    pairs: Sequence[Pair],
+    methods: Sequence[str],
+    ks: Sequence[int],
+    threshold: float = 3.0,
+    *,
+    device: str | None = None,
+    out_dir: str | Path | None = None,
+    n_plots: int = 0,
+    progress: bool = True,
+    log: Callable[[str], None] = lambda msg: print(msg, file=sys.stderr),
+) -> list[PairResult]:
+    """Score every available method at every K on every pair.
+
+    Unavailable methods are reported through `log` and skipped. If `out_dir` is given, match
+    pictures of the first `n_plots` pairs are written there for the first available method at
+    the largest K. Detectors get one untimed warm-up call so lazy initialisation is not timed.
+    """
+    if not ks or min(ks) <= 0:
+        raise ValueError(f"keypoint budgets must be positive integers, got {list(ks)}")
+    detectors: dict[tuple[str, int], Feature2D] = {}
+    for spec in methods:
+        try:
+            for k in ks:
+                detectors[(spec, k)] = create_method(spec, k, device)
+        except MethodUnavailable as e:
+            log(f"skipping {spec}: {e}")
+            detectors = {key: d for key, d in detectors.items() if key[0] != spec}
+    if not detectors or not pairs:
+        return []
+    plot_key = next((spec, max(ks)) for spec, _ in detectors)
+    if out_dir is not None:
+        Path(out_dir).mkdir(parents=True, exist_ok=True)
+
+    warm = read_image(pairs[0].path_a)
+    for det in detectors.values():
+        det.detectAndCompute(warm, None)
+
+    results: list[PairResult] = []
+    for i, pair in enumerate(tqdm(pairs, desc="pairs", disable=not progress)):
+        img_a, img_b = read_image(pair.path_a), read_image(pair.path_b)
+        for (spec, k), det in detectors.items():
+            pts_a, desc_a, ta = _detect(det, img_a)
+            pts_b, desc_b, tb = _detect(det, img_b)
+            norm = _norm_of(det)
+            result = score_pair(
+                pts_a, desc_a, pts_b, desc_b, pair.H, img_a.shape, img_b.shape, threshold, norm,
+                name=pair.name, method=spec, k=k, ms=(ta + tb) / 2 * 1000,
+            )
+            results.append(result)
+            if out_dir is not None and i < n_plots and (spec, k) == plot_key:
+                idx = mutual_nn_matches(desc_a, desc_b, norm)
+                ma, mb = pts_a[idx[:, 0]], pts_b[idx[:, 1]]
+                ok = match_errors(ma, mb, pair.H) <= threshold
+                canvas = viz.draw_matches(img_a, img_b, ma, mb, ok)
+                fname = f"matches_{_safe(spec)}_k{k}_{_safe(pair.name)}.png"
+                cv2.imwrite(str(Path(out_dir) / fname), canvas)
+    return results
+
+
+def _safe(name: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in name)
+
+
+# ---------------------------------------------------------------- reporting
+
+TABLE_COLUMNS: tuple[tuple[str, str, Callable[[Any], str]], ...] = (
+    ("method", "method", str),
+    ("K", "k", str),
+    ("NC", "nc", lambda v: f"{v:.1f}"),
+    ("NCM", "ncm", lambda v: f"{v:.1f}"),
+    ("CMR", "cmr", lambda v: f"{v:.3f}"),
+    ("MMA@3", "mma@3", lambda v: f"{v:.3f}"),
+    ("reg@3 %", "reg@3", lambda v: f"{100 * v:.1f}"),
+    ("reg@5 %", "reg@5", lambda v: f"{100 * v:.1f}"),
+    ("reg@10 %", "reg@10", lambda v: f"{100 * v:.1f}"),
+    ("AUC@5", "auc@5", lambda v: f"{v:.3f}"),
+    ("ms/img", "ms", lambda v: f"{v:.1f}"),
+    ("#kp", "kp", lambda v: f"{v:.0f}"),
+)
+
+
+def markdown_table(summary: Sequence[dict[str, Any]]) -> str:
+    """Summary rows (from metrics.aggregate) as a Markdown table."""
+    lines = [
+        "| " + " | ".join(title for title, _, _ in TABLE_COLUMNS) + " |",
+        "|" + "|".join("---" for _ in TABLE_COLUMNS) + "|",
+    ]
+    for row in summary:
+        lines.append("| " + " | ".join(fmt(row[key]) for _, key, fmt in TABLE_COLUMNS) + " |")
+    return "\n".join(lines)
+
+
+def _json_safe(value: Any) -> Any:
+    """JSON has no inf/nan: write them as null."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_safe(v) for v in value]
+    return value
+
+
+def write_outputs(
+    out_dir: str | Path,
+    results: Sequence[PairResult],
+    summary: Sequence[dict[str, Any]],
+    config: dict[str, Any],
+) -> None:
+    """results.json (config, summary, per-pair), results.csv (summary) and mma_k<K>.png."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    payload = {"config": config, "summary": list(summary), "pairs": [asdict(r) for r in results]}
+    with open(out / "results.json", "w") as f:
+        json.dump(_json_safe(payload), f, indent=1)
+    with open(out / "results.csv", "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(summary[0]))
+        writer.writeheader()
+        writer.writerows(summary)
+    for k in sorted({row["k"] for row in summary}):
+        curves = {
+            row["method"]: [row[f"mma@{t}"] for t in MMA_THRESHOLDS]
+            for row in summary
+            if row["k"] == k
+        }
+        viz.plot_mma(curves, out / f"mma_k{k}.png", MMA_THRESHOLDS, title=f"MMA, K = {k}")
+
+
+def _positive_ints(text: str) -> list[int]:
+    try:
+        values = [int(v) for v in text.split(",") if v.strip()]
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from e
+    if not values or min(values) <= 0:
+        raise argparse.ArgumentTypeError(f"expected positive integers, got {text!r}")
+    return values
+
+
+def _names(text: str) -> list[str]:
+    values = [v.strip() for v in text.split(",") if v.strip()]
+    if not values:
+        raise argparse.ArgumentTypeError("expected at least one method")
+    return values
+
+
+def _build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python -m s2cv.evaluate",
+        description="Evaluate local features on cross-modality pairs with known homographies.",
+    )
+    p.add_argument("--dataset", choices=sorted(LOADERS), required=True)
+    p.add_argument(
+        "--data",
+        help="dataset folder; default: $S2CV_DATA/<dataset> if it exists, else $S2CV_DATA",
+    )
+    p.add_argument(
+        "--methods",
+        type=_names,
+        default=["s2net"],
+        help="comma-separated: s2net[:MODEL], sift, orb, akaze, brisk (default: s2net)",
+    )
+    p.add_argument("--k", type=_positive_ints, default=[1024, 2048, 4096], help="keypoint budgets")
+    p.add_argument("--threshold", type=float, default=3.0, help="correctness threshold (px)")
+    p.add_argument("--limit", type=int, help="evaluate only the first N pairs")
+    p.add_argument("--out", default="eval_out", help="output folder (default: eval_out/)")
+    p.add_argument("--plots", type=int, default=3, help="pairs with match pictures (default 3)")
+    p.add_argument("--device", help="torch device for s2net (e.g. cpu, cuda)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    return p
+
+
+def _resolve_data(parser: argparse.ArgumentParser, dataset: str, data: str | None) -> Path:
+    if data:
+        return Path(data)
+    env = os.environ.get("S2CV_DATA")
+    if not env:
+        parser.error("no data: pass --data DIR or set S2CV_DATA")
+    root = Path(env)
+    return root / dataset if (root / dataset).is_dir() else root
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """CLI entry point; returns the process exit status."""
+    parser = _build_parser()
+    args = parser.parse_args(argv)
+    if args.limit is not None and args.limit <= 0:
+        parser.error("--limit must be positive")
+    if args.threshold <= 0:
+        parser.error("--threshold must be positive")
+    data = _resolve_data(parser, args.dataset, args.data)
+    if not data.is_dir():
+        parser.error(f"data folder {data} does not exist")
+    pairs = LOADERS[args.dataset](data)[: args.limit]
+
+    t0 = time.perf_counter()
+    results = evaluate(
+        pairs,
+        args.methods,
+        args.k,
+        args.threshold,
+        device=args.device,
+        out_dir=args.out,
+        n_plots=args.plots,
+        progress=not args.quiet,
+    )
+    if not results:
+        print("error: no method could be evaluated", file=sys.stderr)
+        return 1
+    summary = aggregate(results)
+    config = {
+        "dataset": args.dataset,
+        "data": str(data),
+        "methods": args.methods,
+        "k": args.k,
+        "threshold": args.threshold,
+        "pairs": len(pairs),
+        "device": args.device,
+        "reg_thresholds": list(REG_THRESHOLDS),
+        "seconds": time.perf_counter() - t0,
+    }
+    write_outputs(args.out, results, summary, config)
+    print(markdown_table(summary))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,419 @@
+"""Register a thermal (or NIR) image onto a visible one: detect -> match -> robust fit.
+
+Direction convention, used everywhere in this module: ``RegistrationResult.H`` maps a pixel
+(x, y, 1) of the IR image onto the visible image, so ``cv2.warpPerspective(ir, H, vis_size)``
+(or ``result.warp(ir)``) lays the IR frame over the visible one. Benchmark ground truth
+(``roadscene_H.json``, evaluate's ``homographies.json``) goes the other way, visible -> IR.
+
+Command line (also ``python -m s2cv register``, ``python -m s2cv.register``)::
+
+    s2cv register VIS IR -o OUT_DIR [--model NAME|PATH] [--nfeatures N] [--ratio R]
+                  [--transform homography|affine|similarity] [--min-inliers N]
+    s2cv register --sample -o OUT_DIR        # the bundled RoadScene pair, no data needed
+
+writes ``matches.png``, ``overlay.png``, ``blend.png``, ``H.txt`` and ``summary.json``. Exit
+status 0 on success, 2 (one line on stderr) when the pair cannot be registered or read.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+import cv2
+import numpy as np
+
+from . import viz
+from .metrics import corner_error
+
+TRANSFORMS = ("homography", "affine", "similarity")
+MIN_POINTS = {"homography": 4, "affine": 3, "similarity": 2}
+SAMPLES_DIR = Path(__file__).parent / "samples"
+SAMPLE_VIS = SAMPLES_DIR / "roadscene_vis.png"
+SAMPLE_IR = SAMPLES_DIR / "roadscene_ir.png"
+SAMPLE_H = SAMPLES_DIR / "roadscene_H.json"
+STRETCH_PERCENTILES = (0.5, 99.5)
+
+
+class RegistrationError(RuntimeError):
+    """The inputs could not be registered or read; the message is meant for the user."""
+
+
+@dataclass
+class RegistrationResult:
+    """Everything one ``register`` call found; ``H`` maps IR pixels onto the visible image."""
+
+    H: np.ndarray | None                 # (3, 3) float64, IR -> visible; None when no model was fitted
+    success: bool                         # H exists, is invertible and has >= min_inliers inliers
+    transform: str
+    keypoints_vis: tuple[cv2.KeyPoint, ...]
+    keypoints_ir: tuple[cv2.KeyPoint, ...]
+    matches: tuple[cv2.DMatch, ...]       # queryIdx -> keypoints_vis, trainIdx -> keypoints_ir
+    inlier_mask: np.ndarray               # (len(matches),) bool
+    vis_shape: tuple[int, int]            # (h, w) of the visible image: the warp target
+    timings: dict[str, float] = field(default_factory=dict)  # milliseconds per stage
+    message: str = ""                     # why registration failed ("" on success)
+
+    @property
+    def num_keypoints(self) -> tuple[int, int]:
+        return len(self.keypoints_vis), len(self.keypoints_ir)
+
+    @property
+    def num_matches(self) -> int:
+        return len(self.matches)
+
+    @property
+    def num_inliers(self) -> int:
+        return int(np.count_nonzero(self.inlier_mask))
+
+    def matched_points(self) -> tuple[np.ndarray, np.ndarray]:
+        """(M, 2) float32 coordinates of the matches in the visible and in the IR image."""
+        pv = np.float32([self.keypoints_vis[m.queryIdx].pt for m in self.matches]).reshape(-1, 2)
+        pi = np.float32([self.keypoints_ir[m.trainIdx].pt for m in self.matches]).reshape(-1, 2)
+        return pv, pi
+
+    def warp(self, ir_image: np.ndarray, interpolation: int = cv2.INTER_LINEAR) -> np.ndarray:
+        """The IR image resampled onto the visible image's pixel grid (same h, w as visible)."""
+        if self.H is None:
+            raise RegistrationError(f"no transform to warp with: {self.message or 'registration failed'}")
+        h, w = self.vis_shape
+        return cv2.warpPerspective(np.asarray(ir_image), self.H, (w, h), flags=interpolation,
+                                   borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+
+    def summary(self) -> dict[str, Any]:
+        """JSON-ready numbers (what the CLI writes to summary.json)."""
+        return {
+            "success": self.success,
+            "message": self.message,
+            "transform": self.transform,
+            "H_ir_to_vis": None if self.H is None else self.H.tolist(),
+            "keypoints": {"vis": len(self.keypoints_vis), "ir": len(self.keypoints_ir)},
+            "matches": self.num_matches,
+            "inliers": self.num_inliers,
+            "timings_ms": {k: round(v, 3) for k, v in self.timings.items()},
+        }
+
+
+# ---------------------------------------------------------------- images
+
+
+def read_image(path: str | Path) -> np.ndarray:
+    """An image file exactly as stored (8/16-bit, gray/colour); clear errors instead of None.
+
+    Decoding from bytes (not ``cv2.imread(path)``) keeps non-ASCII paths working on Windows.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"image file not found: {path}")
+    if not path.is_file():
+        raise RegistrationError(f"not an image file: {path}")
+    data = np.fromfile(str(path), dtype=np.uint8)
+    img = cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if data.size else None
+    if img is None or img.size == 0:
+        raise RegistrationError(f"cannot decode image {path} (unsupported or corrupt file)")
+    if img.ndim == 3 and img.shape[2] == 1:
+        img = img[:, :, 0]
+    return img
+
+
+def to_uint8(image: np.ndarray) -> np.ndarray:
+    """8-bit copy for display and 8-bit-only detectors; deeper data is percentile stretched.
+
+    A min-max stretch would let a few hot pixels in a 16-bit thermal frame crush the rest to
+    black; clipping the 0.5 % tails keeps the scene visible. Channels are kept.
+    """
+    image = np.asarray(image)
+    if image.dtype == np.uint8:
+        return image
+    if image.dtype.kind not in "uif" or image.dtype == np.bool_:
+        raise TypeError(f"unsupported image dtype {image.dtype}")
+    data = image.astype(np.float32)
+    finite = data[np.isfinite(data)]
+    if finite.size == 0:
+        return np.zeros(image.shape, np.uint8)
+    lo, hi = np.percentile(finite, STRETCH_PERCENTILES)
+    if hi <= lo:
+        lo, hi = float(finite.min()), float(finite.max())
+    if hi <= lo:
+        return np.zeros(image.shape, np.uint8)
+    out = np.clip((np.nan_to_num(data, nan=lo) - lo) * (255.0 / (hi - lo)), 0, 255)
+    return (out + 0.5).astype(np.uint8)
+
+
+def _gray8(image: np.ndarray) -> np.ndarray:
+    img = to_uint8(image)
+    if img.ndim == 3:
+        img = cv2.cvtColor(img, cv2.COLOR_BGRA2GRAY if img.shape[2] == 4 else cv2.COLOR_BGR2GRAY)
+    return img
+
+
+def _for_detector(image: np.ndarray, detector: cv2.Feature2D, name: str) -> np.ndarray:
+    """s2cv takes any depth (it normalises robustly); OpenCV's detectors want 8-bit gray."""
+    from .feature2d import S2NetFeature2D
+
+    if image is None:
+        raise TypeError(f"{name} image is None (did cv2.imread fail to read the file?)")
+    image = np.asarray(image)
+    if image.size == 0:
+        raise ValueError(f"{name} image is empty (shape {image.shape})")
+    if image.ndim not in (2, 3) or (image.ndim == 3 and image.shape[2] not in (1, 3, 4)):
+        raise ValueError(f"{name} image: expected shape (H, W), (H, W, 3) or (H, W, 4), got {image.shape}")
+    if isinstance(detector, S2NetFeature2D):
+        if image.dtype.kind in "iu" and image.dtype not in (np.uint8, np.uint16):
+            return image.astype(np.float32)  # e.g. signed 16-bit TIFF: robust normalisation follows
+        return image
+    return _gray8(image)
+
+
+# ---------------------------------------------------------------- pipeline
+
+
+def _match(desc_vis: np.ndarray | None, desc_ir: np.ndarray | None, norm: int,
+           ratio: float | None) -> tuple[cv2.DMatch, ...]:
+    """Mutual nearest neighbours; with ``ratio``, also Lowe's test on the visible -> IR side."""
+    if desc_vis is None or desc_ir is None or len(desc_vis) == 0 or len(desc_ir) == 0:
+        return ()
+    if ratio is None:
+        return tuple(cv2.BFMatcher(norm, crossCheck=True).match(desc_vis, desc_ir))
+    matcher = cv2.BFMatcher(norm, crossCheck=False)
+    backward = {m.queryIdx: m.trainIdx for m in matcher.match(desc_ir, desc_vis)}
+    kept = []
+    for pair in matcher.knnMatch(desc_vis, desc_ir, k=2):
+        if not pair:
+            continue
+        best = pair[0]
+        if backward.get(best.trainIdx) != best.queryIdx:
+            continue
+        if len(pair) == 1 or best.distance < ratio * pair[1].distance:
+            kept.append(best)
+    return tuple(kept)
+
+
+def _fit(src: np.ndarray, dst: np.ndarray, transform: str, threshold: float
+         ) -> tuple[np.ndarray | None, np.ndarray]:
+    """Robust src -> dst model as a 3x3 matrix (or None) and the inlier mask."""
+    n = len(src)
+    empty = np.zeros(n, bool)
+    if n < MIN_POINTS[transform]:
+        return None, empty
+    if transform == "homography":
+        method = getattr(cv2, "USAC_MAGSAC", cv2.RANSAC)
+        M, mask = cv2.findHomography(src, dst, method, threshold)
+    else:
+        estimate = cv2.estimateAffine2D if transform == "affine" else cv2.estimateAffinePartial2D
+        M, mask = estimate(src, dst, method=cv2.RANSAC, ransacReprojThreshold=threshold)
+        if M is not None:
+            M = np.vstack([M, [0.0, 0.0, 1.0]])
+    if M is None or M.shape != (3, 3) or not np.isfinite(M).all():
+        return None, empty
+    inliers = empty if mask is None else mask.reshape(-1).astype(bool)
+    return M.astype(np.float64), inliers
+
+
+def register(
+    vis: np.ndarray | str | Path,
+    ir: np.ndarray | str | Path,
+    detector: cv2.Feature2D | None = None,
+    *,
+    model: Any = "default",
+    nfeatures: int = 4096,
+    ratio: float | None = None,
+    transform: str = "homography",
+    ransac_threshold: float = 3.0,
+    min_inliers: int = 12,
+) -> RegistrationResult:
+    """Estimate the transform that maps IR pixels onto the visible image.
+
+    ``vis``/``ir`` are arrays (gray, BGR, BGRA; uint8, uint16 or float) or image paths, and may
+    differ in size. ``detector`` is any ``cv2.Feature2D`` (default: ``s2cv.S2Net_create(
+    nfeatures, model=model)``; ``model``/``nfeatures`` only apply then). Matches are mutual
+    nearest neighbours under ``detector.defaultNorm()``; ``ratio`` adds Lowe's ratio test.
+    Failure to register is not an exception: check ``result.success`` / ``result.message``.
+    """
+    if transform not in TRANSFORMS:
+        raise ValueError(f"transform must be one of {TRANSFORMS}, got {transform!r}")
+    if ratio is not None and not (0.0 < ratio <= 1.0):
+        raise ValueError(f"ratio must be in (0, 1], got {ratio!r}")
+    if not (ransac_threshold > 0 and math.isfinite(ransac_threshold)):
+        raise ValueError(f"ransac_threshold must be a positive number, got {ransac_threshold!r}")
+    if int(min_inliers) != min_inliers or min_inliers < MIN_POINTS[transform]:
+        raise ValueError(f"min_inliers must be an integer >= {MIN_POINTS[transform]} for {transform}, "
+                         f"got {min_inliers!r}")
+    vis_img = read_image(vis) if isinstance(vis, (str, Path)) else vis
+    ir_img = read_image(ir) if isinstance(ir, (str, Path)) else ir
+    timings: dict[str, float] = {}
+    t_start = time.perf_counter()
+    if detector is None:
+        from .feature2d import S2Net_create
+
+        detector = S2Net_create(nfeatures=nfeatures, model=model)
+        timings["load"] = (time.perf_counter() - t_start) * 1e3
+    if not isinstance(detector, cv2.Feature2D):
+        raise TypeError(f"detector must be a cv2.Feature2D, got {type(detector).__name__}")
+    a, b = _for_detector(vis_img, detector, "visible"), _for_detector(ir_img, detector, "IR")
+
+    t = time.perf_counter()
+    kp_vis, desc_vis = detector.detectAndCompute(a, None)
+    timings["detect_vis"] = (time.perf_counter() - t) * 1e3
+    t = time.perf_counter()
+    kp_ir, desc_ir = detector.detectAndCompute(b, None)
+    timings["detect_ir"] = (time.perf_counter() - t) * 1e3
+
+    t = time.perf_counter()
+    matches = _match(desc_vis, desc_ir, detector.defaultNorm(), ratio)
+    timings["match"] = (time.perf_counter() - t) * 1e3
+
+    t = time.perf_counter()
+    pts_vis = np.float32([kp_vis[m.queryIdx].pt for m in matches]).reshape(-1, 2)
+    pts_ir = np.float32([kp_ir[m.trainIdx].pt for m in matches]).reshape(-1, 2)
+    H, inliers = _fit(pts_ir, pts_vis, transform, ransac_threshold)
+    timings["fit"] = (time.perf_counter() - t) * 1e3
+    timings["total"] = (time.perf_counter() - t_start) * 1e3
+
+    n_in = int(inliers.sum())
+    if H is None:
+        message = f"no {transform} could be fitted to {len(matches)} matches"
+    elif abs(np.linalg.det(H)) < 1e-8:
+        message = f"the fitted {transform} is degenerate (not invertible)"
+    elif n_in < min_inliers:
+        message = f"only {n_in} inliers out of {len(matches)} matches (need {min_inliers})"
+    else:
+        message = ""
+    return RegistrationResult(
+        H=H, success=not message, transform=transform, keypoints_vis=tuple(kp_vis), keypoints_ir=tuple(kp_ir),
+        matches=matches, inlier_mask=inliers, vis_shape=tuple(np.asarray(vis_img).shape[:2]),
+        timings=timings, message=message,
+    )
+
+
+# ---------------------------------------------------------------- outputs
+
+
+def _imwrite(path: Path, image: np.ndarray) -> None:
+    ok, data = cv2.imencode(path.suffix, image)
+    if not ok:
+        raise RegistrationError(f"cannot encode {path}")
+    data.tofile(str(path))
+
+
+def sample_ground_truth() -> np.ndarray:
+    """Bundled pair's homography, visible -> IR (the benchmark's direction)."""
+    return np.asarray(json.loads(SAMPLE_H.read_text())["H"], np.float64).reshape(3, 3)
+
+
+def sample_corner_error(result: RegistrationResult, H_vis_to_ir: np.ndarray) -> float:
+    """Mean corner error (px) of the visible image, as the benchmark measures it; inf on failure."""
+    if result.H is None or not result.success:
+        return math.inf
+    return corner_error(np.linalg.inv(result.H), H_vis_to_ir, result.vis_shape)
+
+
+def write_outputs(result: RegistrationResult, vis: np.ndarray, ir: np.ndarray, out_dir: Path,
+                  extra: dict[str, Any] | None = None) -> dict[str, Any]:
+    """matches.png and summary.json always; H.txt, overlay.png, blend.png only on success."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    vis8, ir8 = viz.to_bgr8(to_uint8(vis)), viz.to_bgr8(to_uint8(ir))
+    pv, pi = result.matched_points()
+    keep = result.inlier_mask if result.success else np.ones(len(pv), bool)  # failure: show everything
+    _imwrite(out_dir / "matches.png", viz.draw_matches(vis8, ir8, pv[keep], pi[keep], result.inlier_mask[keep]))
+    files = ["matches.png", "summary.json"]
+    if result.success:
+        warped = result.warp(ir8)
+        _imwrite(out_dir / "overlay.png", viz.overlay(vis8, warped, tile=max(8, min(vis8.shape[:2]) // 8)))
+        _imwrite(out_dir / "blend.png", cv2.addWeighted(vis8, 0.5, warped, 0.5, 0.0))
+        np.savetxt(out_dir / "H.txt", result.H, fmt="%.10g",
+                   header="3x3 homography mapping IR pixels (x, y, 1) onto the visible image")
+        files += ["overlay.png", "blend.png", "H.txt"]
+    summary = {**result.summary(), **(extra or {}), "outputs": sorted(files)}
+    (out_dir / "summary.json").write_text(json.dumps(summary, indent=2, allow_nan=False, default=_json_default))
+    return summary
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, (np.integer, np.floating)):
+        return value.item()
+    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
+
+
+# ---------------------------------------------------------------- CLI
+
+
+def build_parser(prog: str = "s2cv register") -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog=prog,
+        description="Register an IR (thermal/NIR) image onto a visible image with s2cv features. "
+                    "Writes matches.png, overlay.png, blend.png, H.txt (IR -> visible) and summary.json.",
+    )
+    p.add_argument("vis", nargs="?", help="visible image (PNG, TIFF, JPEG; 8 or 16 bit)")
+    p.add_argument("ir", nargs="?", help="thermal / NIR image (8 or 16 bit, any size)")
+    p.add_argument("-o", "--output", required=True, help="output folder (created if missing)")
+    p.add_argument("--sample", action="store_true",
+                   help="use the bundled RoadScene pair and report the corner error against its ground truth")
+    p.add_argument("--model", default="default",
+                   help="zoo name or checkpoint path (default: %(default)s); 'sift' uses cv2.SIFT as a baseline")
+    p.add_argument("--nfeatures", type=int, default=4096, help="keypoints per image (default: %(default)s)")
+    p.add_argument("--ratio", type=float, help="also apply Lowe's ratio test with this ratio (e.g. 0.9)")
+    p.add_argument("--transform", choices=TRANSFORMS, default="homography")
+    p.add_argument("--ransac-threshold", type=float, default=3.0, help="inlier threshold, px (default: 3)")
+    p.add_argument("--min-inliers", type=int, default=12, help="fewer inliers = failure (default: 12)")
+    p.add_argument("--backend", default="auto", help="inference backend: auto, torch, onnxruntime, tensorrt")
+    p.add_argument("--device", default="auto", help="torch device, e.g. cpu or cuda (default: auto)")
+    return p
+
+
+def _fail(prog: str, message: str) -> int:
+    print(f"{prog}: error: {message}", file=sys.stderr)
+    return 2
+
+
+def main(argv: Sequence[str] | None = None, prog: str = "s2cv register") -> int:
+    """CLI entry point; returns the exit status (0 registered, 2 failed or bad input)."""
+    parser = build_parser(prog)
+    args = parser.parse_args(argv)
+    if args.sample == (args.vis is not None):
+        parser.error("give VIS and IR images, or --sample (not both)")
+    if not args.sample and args.ir is None:
+        parser.error("the IR image is missing")
+    if args.nfeatures < 0:
+        parser.error("--nfeatures must be >= 0")
+    vis_path, ir_path = (SAMPLE_VIS, SAMPLE_IR) if args.sample else (Path(args.vis), Path(args.ir))
+    out_dir = Path(args.output)
+    try:
+        vis, ir = read_image(vis_path), read_image(ir_path)
+        if args.model == "sift":
+            detector = cv2.SIFT_create(args.nfeatures)
+        else:
+            from .feature2d import S2Net_create
+
+            detector = S2Net_create(nfeatures=args.nfeatures, model=args.model, backend=args.backend,
+                                    device=args.device)
+        result = register(vis, ir, detector, ratio=args.ratio, transform=args.transform,
+                          ransac_threshold=args.ransac_threshold, min_inliers=args.min_inliers)
+        extra: dict[str, Any] = {
+            "model": args.model, "nfeatures": args.nfeatures, "ratio": args.ratio,
+            "vis": str(vis_path), "ir": str(ir_path),
+            "vis_shape": list(vis.shape), "ir_shape": list(ir.shape),
+            "vis_dtype": str(vis.dtype), "ir_dtype": str(ir.dtype),
+        }
+        if args.sample:
+            err = sample_corner_error(result, sample_ground_truth())
+            extra["corner_error_px"] = err if math.isfinite(err) else None
+        write_outputs(result, vis, ir, out_dir, extra)
+    except (OSError, ValueError, TypeError, RegistrationError, RuntimeError) as exc:
+        return _fail(prog, str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
+    if not result.success:
+        return _fail(prog, f"registration failed: {result.message} (see {out_dir / 'matches.png'})")
+    line = f"registered: {result.num_inliers}/{result.num_matches} inliers, H (IR -> visible) in {out_dir / 'H.txt'}"
+    if args.sample and extra.get("corner_error_px") is not None:
+        line += f", corner error {extra['corner_error_px']:.2f} px"
+    print(line)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(prog="python -m s2cv.register"))

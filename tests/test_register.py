@@ -1,0 +1,366 @@
+"""s2cv.register and the ``s2cv`` command line.
+
+The pipeline is checked with a known-good detector (SIFT on a synthetic pair with a known
+homography), because an untrained network cannot be relied on to register anything; the s2cv
+detector path is checked for plumbing (dtypes, sizes, outputs), not accuracy.
+"""
+from __future__ import annotations
+
+import importlib.util
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+import s2cv
+from s2cv import register as reg
+from s2cv.__main__ import main as cli_main
+from s2cv.metrics import corner_error
+from s2cv.models import build_model
+from s2cv.zoo import save_checkpoint
+
+# Visible -> IR, the benchmark's direction; register() must return (about) its inverse.
+H_VIS_TO_IR = np.array([[0.97, -0.10, 14.0], [0.09, 0.96, -8.0], [2e-5, -3e-5, 1.0]])
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def textured_image(h: int = 240, w: int = 320, seed: int = 1) -> np.ndarray:
+    """Colour image of blobs and boxes: plenty of repeatable corners for SIFT."""
+    rng = np.random.default_rng(seed)
+    img = cv2.GaussianBlur(rng.integers(0, 255, (h, w, 3), dtype=np.uint8), (0, 0), 2)
+    for _ in range(150):
+        colour = tuple(int(c) for c in rng.integers(0, 255, 3))
+        x, y = int(rng.integers(0, w)), int(rng.integers(0, h))
+        if rng.random() < 0.5:
+            cv2.circle(img, (x, y), int(rng.integers(4, 20)), colour, -1)
+        else:
+            size = rng.integers(5, 30, 2)
+            cv2.rectangle(img, (x, y), (x + int(size[0]), y + int(size[1])), colour, -1)
+    return img
+
+
+def ir_of(vis: np.ndarray, H: np.ndarray = H_VIS_TO_IR, size: tuple[int, int] | None = None) -> np.ndarray:
+    """A gray 'IR' image: the visible one warped by H (vis -> IR) onto a (w, h) canvas."""
+    gray = cv2.cvtColor(vis, cv2.COLOR_BGR2GRAY)
+    return cv2.warpPerspective(gray, H, size or (vis.shape[1], vis.shape[0]))
+
+
+def error_vs_truth(result: reg.RegistrationResult, H_vis_to_ir: np.ndarray = H_VIS_TO_IR) -> float:
+    return corner_error(np.linalg.inv(result.H), H_vis_to_ir, result.vis_shape)
+
+
+@pytest.fixture(scope="module")
+def pair() -> tuple[np.ndarray, np.ndarray]:
+    vis = textured_image()
+    return vis, ir_of(vis)
+
+
+@pytest.fixture(scope="module")
+def random_net_detector() -> s2cv.S2NetFeature2D:
+    torch.manual_seed(0)
+    return s2cv.S2Net_create(nfeatures=512, model=build_model("fast"))
+
+
+# ---------------------------------------------------------------- register()
+
+
+def test_sift_recovers_known_homography(pair):
+    vis, ir = pair
+    result = reg.register(vis, ir, cv2.SIFT_create(2000))
+    assert result.success, result.message
+    assert result.message == ""
+    assert result.H.shape == (3, 3) and result.H.dtype == np.float64
+    assert error_vs_truth(result) < 1.0
+    assert result.num_inliers >= 50 and result.num_inliers <= result.num_matches
+    assert result.inlier_mask.shape == (result.num_matches,) and result.inlier_mask.dtype == bool
+    assert result.num_keypoints == (len(result.keypoints_vis), len(result.keypoints_ir))
+    assert {"detect_vis", "detect_ir", "match", "fit", "total"} <= set(result.timings)
+    summary = result.summary()
+    json.dumps(summary)
+    assert summary["inliers"] == result.num_inliers and summary["success"]
+
+
+def test_direction_is_ir_to_vis(pair):
+    """H maps IR pixels onto the visible image: the warped IR lines up with the visible one."""
+    vis, ir = pair
+    result = reg.register(vis, ir, cv2.SIFT_create(2000))
+    pv, pi = result.matched_points()
+    inl = result.inlier_mask
+    proj = cv2.perspectiveTransform(pi[inl].reshape(-1, 1, 2).astype(np.float64), result.H).reshape(-1, 2)
+    assert np.median(np.linalg.norm(proj - pv[inl], axis=1)) < 1.0
+    warped = result.warp(ir)
+    assert warped.shape == vis.shape[:2]
+    gray = cv2.cvtColor(vis, cv2.COLOR_BGR2GRAY).astype(np.float32)
+    valid = result.warp(np.full_like(ir, 255)) == 255
+    valid = cv2.erode(valid.astype(np.uint8), np.ones((5, 5), np.uint8)).astype(bool)
+    assert valid.mean() > 0.5
+    assert np.abs(warped.astype(np.float32) - gray)[valid].mean() < 8.0
+
+
+@pytest.mark.parametrize("transform", ["affine", "similarity"])
+def test_affine_and_similarity(transform):
+    vis = textured_image(seed=2)
+    angle, scale = 7.0, 0.93
+    A = np.vstack([cv2.getRotationMatrix2D((160, 120), angle, scale), [0, 0, 1]])
+    result = reg.register(vis, ir_of(vis, A), cv2.SIFT_create(2000), transform=transform)
+    assert result.success, result.message
+    assert result.transform == transform
+    np.testing.assert_allclose(result.H[2], [0, 0, 1], atol=1e-12)
+    assert error_vs_truth(result, A) < 1.0
+
+
+def test_ratio_test_keeps_a_subset(pair):
+    vis, ir = pair
+    sift = cv2.SIFT_create(2000)
+    plain = reg.register(vis, ir, sift)
+    strict = reg.register(vis, ir, sift, ratio=0.7)
+    assert strict.success and error_vs_truth(strict) < 1.0
+    assert 0 < strict.num_matches <= plain.num_matches
+
+
+def test_different_sizes_and_16bit_ir():
+    vis = textured_image(260, 340, seed=3)
+    ir8 = ir_of(vis, size=(300, 220))
+    ir16 = (7000 + ir8.astype(np.uint16) * 8).astype(np.uint16)  # narrow radiometric band
+    result = reg.register(vis, ir16, cv2.SIFT_create(2000))
+    assert result.success, result.message
+    assert result.warp(ir16).shape == vis.shape[:2]
+    assert error_vs_truth(result) < 1.0
+
+
+def test_flat_images_fail_cleanly():
+    flat = np.full((120, 160), 90, np.uint8)
+    result = reg.register(flat, flat, cv2.SIFT_create())
+    assert not result.success and result.H is None
+    assert "0 matches" in result.message
+    with pytest.raises(reg.RegistrationError):
+        result.warp(flat)
+
+
+def test_s2cv_detector_plumbing(random_net_detector, pair):
+    """Untrained net: success is not expected, a well-formed result for every input kind is."""
+    vis, ir = pair
+    for a, b in [(vis, ir), (cv2.cvtColor(vis, cv2.COLOR_BGR2BGRA), (ir.astype(np.uint16) * 250)),
+                 (vis[:200, :300], ir.astype(np.float32) / 255.0), (vis, ir.astype(np.int16))]:
+        result = reg.register(a, b, random_net_detector)
+        assert isinstance(result, reg.RegistrationResult)
+        assert result.num_keypoints[0] > 0 and result.num_keypoints[1] > 0
+        assert result.inlier_mask.shape == (result.num_matches,)
+        assert result.success == (result.message == "")
+
+
+def test_default_detector_uses_model_argument(pair):
+    torch.manual_seed(0)
+    vis, ir = pair
+    result = reg.register(vis, ir, model=build_model("fast"), nfeatures=64)
+    assert max(result.num_keypoints) <= 64 and "load" in result.timings
+
+
+@pytest.mark.parametrize(
+    "kwargs, exc",
+    [
+        ({"transform": "projective"}, ValueError),
+        ({"ratio": 1.5}, ValueError),
+        ({"ratio": 0.0}, ValueError),
+        ({"ransac_threshold": 0.0}, ValueError),
+        ({"ransac_threshold": float("nan")}, ValueError),
+        ({"min_inliers": 3}, ValueError),
+        ({"min_inliers": 5.5}, ValueError),
+    ],
+)
+def test_bad_arguments(pair, kwargs, exc):
+    with pytest.raises(exc):
+        reg.register(*pair, cv2.SIFT_create(), **kwargs)
+
+
+def test_bad_images_and_detector(pair, tmp_path):
+    vis, ir = pair
+    with pytest.raises(TypeError, match="cv2.Feature2D"):
+        reg.register(vis, ir, object())
+    with pytest.raises(TypeError, match="None"):
+        reg.register(None, ir, cv2.SIFT_create())
+    with pytest.raises(ValueError, match="empty"):
+        reg.register(vis, np.zeros((0, 5), np.uint8), cv2.SIFT_create())
+    with pytest.raises(ValueError, match="shape"):
+        reg.register(vis, np.zeros((4, 5, 2), np.uint8), cv2.SIFT_create())
+    with pytest.raises(FileNotFoundError, match="not found"):
+        reg.register(tmp_path / "missing.png", ir, cv2.SIFT_create())
+    (tmp_path / "junk.png").write_bytes(b"not a png at all")
+    with pytest.raises(reg.RegistrationError, match="cannot decode"):
+        reg.register(tmp_path / "junk.png", ir, cv2.SIFT_create())
+
+
+def test_read_image_keeps_depth_and_handles_spaces(tmp_path):
+    d = tmp_path / "dir with spaces"
+    d.mkdir()
+    img16 = (np.arange(40 * 30, dtype=np.uint16).reshape(40, 30) * 50).astype(np.uint16)
+    cv2.imwrite(str(d / "thermal frame.tiff"), img16)
+    got = reg.read_image(d / "thermal frame.tiff")
+    assert got.dtype == np.uint16 and np.array_equal(got, img16)
+
+
+def test_to_uint8_percentile_stretch():
+    img = np.full((100, 100), 8000, np.uint16)
+    img[:50] = 7000
+    img[0, 0] = 65535  # one hot pixel must not crush the rest
+    out = reg.to_uint8(img)
+    assert out.dtype == np.uint8 and out[10, 10] == 0 and out[80, 80] == 255
+    assert reg.to_uint8(np.full((3, 3), 5.0, np.float32)).max() == 0
+    with_nan = np.array([[0.0, np.nan], [1.0, 2.0]], np.float32)
+    assert reg.to_uint8(with_nan).dtype == np.uint8
+
+
+# ---------------------------------------------------------------- CLI
+
+
+def write_pair(d: Path, vis: np.ndarray, ir: np.ndarray, vis_name: str = "vis.png",
+               ir_name: str = "ir.png") -> tuple[str, str]:
+    d.mkdir(parents=True, exist_ok=True)
+    assert cv2.imwrite(str(d / vis_name), vis) and cv2.imwrite(str(d / ir_name), ir)
+    return str(d / vis_name), str(d / ir_name)
+
+
+def test_cli_writes_all_outputs(pair, tmp_path, capsys):
+    vis, ir = pair
+    a, b = write_pair(tmp_path / "in put", vis, ir, "visible image.png", "thermal image.tiff")
+    out = tmp_path / "out dir"
+    assert cli_main(["register", a, b, "-o", str(out), "--model", "sift", "--nfeatures", "2000"]) == 0
+    assert "registered" in capsys.readouterr().out
+    for name in ("matches.png", "overlay.png", "blend.png", "H.txt", "summary.json"):
+        assert (out / name).is_file(), name
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["success"] and summary["model"] == "sift"
+    assert summary["inliers"] >= 50 and summary["keypoints"]["vis"] > 0
+    assert {"detect_vis", "detect_ir", "match", "fit", "total"} <= set(summary["timings_ms"])
+    H = np.loadtxt(out / "H.txt")
+    assert corner_error(np.linalg.inv(H), H_VIS_TO_IR, vis.shape) < 1.0
+    assert cv2.imread(str(out / "overlay.png")).shape == vis.shape
+    matches = cv2.imread(str(out / "matches.png"))
+    assert matches.shape == (vis.shape[0], vis.shape[1] + ir.shape[1], 3)
+
+
+def test_cli_16bit_tiff_jpeg_and_different_sizes(tmp_path):
+    vis = textured_image(250, 330, seed=4)
+    ir16 = (6500 + ir_of(vis, size=(280, 210)).astype(np.uint16) * 7).astype(np.uint16)
+    d = tmp_path / "data"
+    d.mkdir()
+    cv2.imwrite(str(d / "vis.jpg"), vis, [cv2.IMWRITE_JPEG_QUALITY, 95])
+    cv2.imwrite(str(d / "ir.tif"), ir16)
+    out = tmp_path / "out"
+    rc = cli_main(["register", str(d / "vis.jpg"), str(d / "ir.tif"), "-o", str(out), "--model", "sift",
+                   "--transform", "homography", "--ratio", "0.9", "--min-inliers", "20"])
+    assert rc == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["ir_dtype"] == "uint16" and summary["ir_shape"] == [210, 280]
+    assert summary["ratio"] == 0.9
+    assert cv2.imread(str(out / "blend.png")).shape == vis.shape
+
+
+def test_cli_failure_exit_2_with_message(tmp_path, capsys):
+    flat = np.full((120, 160), 128, np.uint8)
+    a, b = write_pair(tmp_path, flat, flat)
+    out = tmp_path / "out"
+    assert cli_main(["register", a, b, "-o", str(out), "--model", "sift"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("s2cv register: error: registration failed") and "\n" not in err
+    assert (out / "summary.json").is_file() and (out / "matches.png").is_file()
+    assert not (out / "H.txt").exists()
+    assert json.loads((out / "summary.json").read_text())["success"] is False
+
+
+@pytest.mark.parametrize("case", ["missing", "junk", "directory", "no_model"])
+def test_cli_input_errors_exit_2(tmp_path, capsys, pair, case):
+    a, b = write_pair(tmp_path, *pair)
+    model = "sift"
+    if case == "missing":
+        a = str(tmp_path / "nope here.png")
+    elif case == "junk":
+        (tmp_path / "junk.tif").write_bytes(b"\x00" * 100)
+        b = str(tmp_path / "junk.tif")
+    elif case == "directory":
+        a = str(tmp_path)
+    else:
+        model = str(tmp_path / "missing.pt")
+    assert cli_main(["register", a, b, "-o", str(tmp_path / "out"), "--model", model]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("s2cv register: error:") and "\n" not in err and "Traceback" not in err
+
+
+def test_cli_with_checkpoint_path(tmp_path, pair):
+    """A trained-model path goes through S2Net_create; the random net may or may not register."""
+    torch.manual_seed(0)
+    ckpt = tmp_path / "my model.pt"
+    save_checkpoint(ckpt, build_model("fast"), "fast")
+    a, b = write_pair(tmp_path, *pair)
+    out = tmp_path / "out"
+    rc = cli_main(["register", a, b, "-o", str(out), "--model", str(ckpt), "--nfeatures", "500"])
+    assert rc in (0, 2)
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["model"] == str(ckpt) and summary["success"] == (rc == 0)
+    assert 0 < summary["keypoints"]["vis"] <= 500
+
+
+def test_cli_sample_reports_corner_error(tmp_path):
+    out = tmp_path / "out"
+    rc = cli_main(["register", "--sample", "-o", str(out), "--model", "sift"])
+    assert rc in (0, 2)
+    summary = json.loads((out / "summary.json").read_text())
+    assert "corner_error_px" in summary
+    assert (summary["corner_error_px"] is None) == (rc == 2)
+
+
+def test_cli_usage_errors(tmp_path, capsys):
+    assert cli_main(["register", "-o", str(tmp_path)]) == 2  # neither images nor --sample
+    assert cli_main(["register", "a.png", "-o", str(tmp_path)]) == 2  # IR missing
+    assert cli_main(["register", "--sample", "a.png", "b.png", "-o", str(tmp_path)]) == 2
+    assert cli_main(["register", "--sample", "-o", str(tmp_path), "--nfeatures", "-1"]) == 2
+    assert cli_main(["register", "--sample", "-o", str(tmp_path), "--transform", "bogus"]) == 2
+    capsys.readouterr()
+
+
+def test_sample_files_are_bundled():
+    vis = reg.read_image(reg.SAMPLE_VIS)
+    ir = reg.read_image(reg.SAMPLE_IR)
+    assert vis.ndim == 3 and ir.ndim == 2 and vis.shape[:2] == ir.shape[:2]
+    H = reg.sample_ground_truth()
+    assert H.shape == (3, 3) and np.isfinite(H).all()
+    assert (reg.SAMPLES_DIR / "CREDITS.txt").read_text().count("RoadScene") >= 1
+
+
+# ---------------------------------------------------------------- s2cv command
+
+
+def test_main_dispatch(capsys):
+    assert cli_main(["info"]) == 0
+    out = capsys.readouterr().out
+    assert s2cv.__version__ in out and "s2cv._C" in out and "zoo models" in out
+    assert cli_main([]) == 2
+    assert cli_main(["--help"]) == 0 and "register" in capsys.readouterr().out
+    assert cli_main(["--version"]) == 0 and s2cv.__version__ in capsys.readouterr().out
+    assert cli_main(["frobnicate"]) == 2 and "unknown command" in capsys.readouterr().err
+    for command in ("register", "train", "evaluate"):
+        assert cli_main([command, "--help"]) == 0
+        assert "usage" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("command, module", [("export", "s2cv.export"), ("build-engine", "s2cv.build_engine")])
+def test_optional_commands(command, module, capsys):
+    if importlib.util.find_spec(module) is None:
+        assert cli_main([command]) == 2
+        assert "no " + module in capsys.readouterr().err
+    else:
+        assert cli_main([command, "--help"]) == 0
+
+
+def test_python_dash_m_entry_points():
+    """`python -m s2cv register` and `python -m s2cv.register` run (one process each)."""
+    for args in (["-m", "s2cv", "register", "--help"], ["-m", "s2cv.register", "--help"]):
+        proc = subprocess.run([sys.executable, *args], cwd=ROOT, capture_output=True, text=True, timeout=120)
+        assert proc.returncode == 0, proc.stderr
+        assert "--sample" in proc.stdout
+        assert "RuntimeWarning" not in proc.stderr
