@@ -48,7 +48,7 @@ def inside(points: torch.Tensor, size: tuple[int, int], margin: float = 0.0) -> 
 
 
 class APLoss(nn.Module):
-    """Differentiable average precision of descriptor matching (R2D2), reliability-weighted.
+    """Differentiable average precision of descriptor matching (R2D2), plus the reliability term.
 
     For query pixels on a grid of image 1, the candidates in image 2 are a local neighbourhood
     of the ground-truth location (positives within ``pos_radius`` px, hard negatives beyond
@@ -106,11 +106,15 @@ class APLoss(nn.Module):
         nbs = self.histogram(sim, use.float())
         prec = rec.cumsum(-1) / (nbs.cumsum(-1) + 1e-8)
         ap = (prec * rec / (rec.sum(-1, keepdim=True) + 1e-8)).sum(-1)                 # (B,N)
+        loss = 1 - ap
         if "reliability" in out1:
+            # R2D2 trains descriptors and reliability through one term, 1 - AP·rel - base·(1 - rel).
+            # Cross-modal AP starts below ``base`` almost everywhere, so that term is minimised by
+            # rel -> 0, which also cuts the descriptors' gradient (∝ rel): training collapses. We
+            # keep R2D2's term for the reliability head only (AP detached) and train descriptors
+            # on the plain AP.
             rel = sample(out1["reliability"], q1, 1, size)[..., 0]
-            loss = 1 - ap * rel - self.base * (1 - rel)
-        else:
-            loss = 1 - ap
+            loss = loss + 1 - ap.detach() * rel - self.base * (1 - rel)
         return (loss * ok).sum() / ok.sum().clamp_min(1)
 
 

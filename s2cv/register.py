@@ -10,6 +10,7 @@ Command line (also ``python -m s2cv register``, ``python -m s2cv.register``)::
     s2cv register VIS IR -o OUT_DIR [--model NAME|PATH] [--nfeatures N] [--ratio R]
                   [--transform homography|affine|similarity] [--min-inliers N]
     s2cv register --sample -o OUT_DIR        # the bundled RoadScene pair, no data needed
+    s2cv register --sample visnir -o OUT_DIR # the bundled VIS-NIR pair
 
 writes ``matches.png``, ``overlay.png``, ``blend.png``, ``H.txt`` and ``summary.json``. Exit
 status 0 on success, 2 (one line on stderr) when the pair cannot be registered or read.
@@ -34,9 +35,12 @@ from .metrics import corner_error
 TRANSFORMS = ("homography", "affine", "similarity")
 MIN_POINTS = {"homography": 4, "affine": 3, "similarity": 2}
 SAMPLES_DIR = Path(__file__).parent / "samples"
-SAMPLE_VIS = SAMPLES_DIR / "roadscene_vis.png"
-SAMPLE_IR = SAMPLES_DIR / "roadscene_ir.png"
-SAMPLE_H = SAMPLES_DIR / "roadscene_H.json"
+# name -> (visible, IR/NIR, ground-truth homography visible -> IR); see samples/CREDITS.txt
+SAMPLES = {
+    "roadscene": (SAMPLES_DIR / "roadscene_vis.png", SAMPLES_DIR / "roadscene_ir.png", SAMPLES_DIR / "roadscene_H.json"),
+    "visnir": (SAMPLES_DIR / "visnir_vis.jpg", SAMPLES_DIR / "visnir_ir.jpg", SAMPLES_DIR / "visnir_H.json"),
+}
+SAMPLE_VIS, SAMPLE_IR, SAMPLE_H = SAMPLES["roadscene"]
 STRETCH_PERCENTILES = (0.5, 99.5)
 
 
@@ -301,9 +305,9 @@ def _imwrite(path: Path, image: np.ndarray) -> None:
     data.tofile(str(path))
 
 
-def sample_ground_truth() -> np.ndarray:
-    """Bundled pair's homography, visible -> IR (the benchmark's direction)."""
-    return np.asarray(json.loads(SAMPLE_H.read_text())["H"], np.float64).reshape(3, 3)
+def sample_ground_truth(name: str = "roadscene") -> np.ndarray:
+    """A bundled pair's homography, visible -> IR (the benchmark's direction)."""
+    return np.asarray(json.loads(SAMPLES[name][2].read_text())["H"], np.float64).reshape(3, 3)
 
 
 def sample_corner_error(result: RegistrationResult, H_vis_to_ir: np.ndarray) -> float:
@@ -352,8 +356,8 @@ def build_parser(prog: str = "s2cv register") -> argparse.ArgumentParser:
     p.add_argument("vis", nargs="?", help="visible image (PNG, TIFF, JPEG; 8 or 16 bit)")
     p.add_argument("ir", nargs="?", help="thermal / NIR image (8 or 16 bit, any size)")
     p.add_argument("-o", "--output", required=True, help="output folder (created if missing)")
-    p.add_argument("--sample", action="store_true",
-                   help="use the bundled RoadScene pair and report the corner error against its ground truth")
+    p.add_argument("--sample", nargs="?", const="roadscene", choices=sorted(SAMPLES),
+                   help="use a bundled pair (default: roadscene) and report the corner error against its ground truth")
     p.add_argument("--model", default="default",
                    help="zoo name or checkpoint path (default: %(default)s); 'sift' uses cv2.SIFT as a baseline")
     p.add_argument("--nfeatures", type=int, default=4096, help="keypoints per image (default: %(default)s)")
@@ -375,13 +379,13 @@ def main(argv: Sequence[str] | None = None, prog: str = "s2cv register") -> int:
     """CLI entry point; returns the exit status (0 registered, 2 failed or bad input)."""
     parser = build_parser(prog)
     args = parser.parse_args(argv)
-    if args.sample == (args.vis is not None):
+    if bool(args.sample) == (args.vis is not None):
         parser.error("give VIS and IR images, or --sample (not both)")
     if not args.sample and args.ir is None:
         parser.error("the IR image is missing")
     if args.nfeatures < 0:
         parser.error("--nfeatures must be >= 0")
-    vis_path, ir_path = (SAMPLE_VIS, SAMPLE_IR) if args.sample else (Path(args.vis), Path(args.ir))
+    vis_path, ir_path = SAMPLES[args.sample][:2] if args.sample else (Path(args.vis), Path(args.ir))
     out_dir = Path(args.output)
     try:
         vis, ir = read_image(vis_path), read_image(ir_path)
@@ -401,7 +405,7 @@ def main(argv: Sequence[str] | None = None, prog: str = "s2cv register") -> int:
             "vis_dtype": str(vis.dtype), "ir_dtype": str(ir.dtype),
         }
         if args.sample:
-            err = sample_corner_error(result, sample_ground_truth())
+            err = sample_corner_error(result, sample_ground_truth(args.sample))
             extra["corner_error_px"] = err if math.isfinite(err) else None
         write_outputs(result, vis, ir, out_dir, extra)
     except (OSError, ValueError, TypeError, RegistrationError, RuntimeError) as exc:

@@ -16,23 +16,9 @@ from s2cv.evaluate import (
     read_image,
 )
 from s2cv.metrics import aggregate
+from _images import textured_image
 
 H_TRUE = np.array([[0.98, -0.12, 18.0], [0.11, 0.97, -6.0], [1e-5, -2e-5, 1.0]])
-
-
-def textured_image(h: int = 240, w: int = 320) -> np.ndarray:
-    """Colour image with blobs, boxes and lines: plenty of repeatable corners for SIFT."""
-    rng = np.random.default_rng(1)
-    img = cv2.GaussianBlur(rng.integers(0, 255, (h, w, 3), dtype=np.uint8), (0, 0), 2)
-    for _ in range(150):
-        colour = tuple(int(c) for c in rng.integers(0, 255, 3))
-        x, y = int(rng.integers(0, w)), int(rng.integers(0, h))
-        if rng.random() < 0.5:
-            cv2.circle(img, (x, y), int(rng.integers(4, 20)), colour, -1)
-        else:
-            size = rng.integers(5, 30, 2)
-            cv2.rectangle(img, (x, y), (x + int(size[0]), y + int(size[1])), colour, -1)
-    return img
 
 
 @pytest.fixture(scope="module")

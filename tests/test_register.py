@@ -23,25 +23,11 @@ from s2cv.__main__ import main as cli_main
 from s2cv.metrics import corner_error
 from s2cv.models import build_model
 from s2cv.zoo import save_checkpoint
+from _images import textured_image
 
 # Visible -> IR, the benchmark's direction; register() must return (about) its inverse.
 H_VIS_TO_IR = np.array([[0.97, -0.10, 14.0], [0.09, 0.96, -8.0], [2e-5, -3e-5, 1.0]])
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def textured_image(h: int = 240, w: int = 320, seed: int = 1) -> np.ndarray:
-    """Colour image of blobs and boxes: plenty of repeatable corners for SIFT."""
-    rng = np.random.default_rng(seed)
-    img = cv2.GaussianBlur(rng.integers(0, 255, (h, w, 3), dtype=np.uint8), (0, 0), 2)
-    for _ in range(150):
-        colour = tuple(int(c) for c in rng.integers(0, 255, 3))
-        x, y = int(rng.integers(0, w)), int(rng.integers(0, h))
-        if rng.random() < 0.5:
-            cv2.circle(img, (x, y), int(rng.integers(4, 20)), colour, -1)
-        else:
-            size = rng.integers(5, 30, 2)
-            cv2.rectangle(img, (x, y), (x + int(size[0]), y + int(size[1])), colour, -1)
-    return img
 
 
 def ir_of(vis: np.ndarray, H: np.ndarray = H_VIS_TO_IR, size: tuple[int, int] | None = None) -> np.ndarray:
@@ -305,9 +291,10 @@ def test_cli_with_checkpoint_path(tmp_path, pair):
     assert 0 < summary["keypoints"]["vis"] <= 500
 
 
-def test_cli_sample_reports_corner_error(tmp_path):
+@pytest.mark.parametrize("sample", [[], ["visnir"]], ids=["roadscene", "visnir"])
+def test_cli_sample_reports_corner_error(tmp_path, sample):
     out = tmp_path / "out"
-    rc = cli_main(["register", "--sample", "-o", str(out), "--model", "sift"])
+    rc = cli_main(["register", "--sample", *sample, "-o", str(out), "--model", "sift"])
     assert rc in (0, 2)
     summary = json.loads((out / "summary.json").read_text())
     assert "corner_error_px" in summary
@@ -323,13 +310,14 @@ def test_cli_usage_errors(tmp_path, capsys):
     capsys.readouterr()
 
 
-def test_sample_files_are_bundled():
-    vis = reg.read_image(reg.SAMPLE_VIS)
-    ir = reg.read_image(reg.SAMPLE_IR)
-    assert vis.ndim == 3 and ir.ndim == 2 and vis.shape[:2] == ir.shape[:2]
-    H = reg.sample_ground_truth()
+@pytest.mark.parametrize("name", sorted(reg.SAMPLES))
+def test_sample_files_are_bundled(name):
+    vis, ir = (reg.read_image(p) for p in reg.SAMPLES[name][:2])
+    assert vis.ndim == 3 and ir.ndim in (2, 3) and min(vis.shape[:2]) > 100 and min(ir.shape[:2]) > 100
+    H = reg.sample_ground_truth(name)
     assert H.shape == (3, 3) and np.isfinite(H).all()
-    assert (reg.SAMPLES_DIR / "CREDITS.txt").read_text().count("RoadScene") >= 1
+    credits = (reg.SAMPLES_DIR / "CREDITS.txt").read_text()
+    assert "RoadScene" in credits and "RGB-NIR" in credits
 
 
 # ---------------------------------------------------------------- s2cv command
