@@ -4,9 +4,11 @@ Expects one training run per λ under RUNS/lambda<λ>/ (same architecture, steps
 ``python -m s2cv.train ... --ssl-weight λ --out RUNS/lambda<λ>``) and evaluates each run's final
 checkpoint (``last.pt``: equal steps, no checkpoint selection) on both test sets with
 ``s2cv.evaluate``. Writes a Markdown table to stdout, ``ablation.json`` and ``ablation.png``.
+``--visnir-every N`` keeps every N-th VIS-NIR pair (all 8 scenes still covered) to bound the
+CPU time of four models x three K.
 
     python benchmarks/ssl_ablation.py --runs runs/ablation --roadscene DATA/roadscene \
-        --visnir DATA/visnir --out docs/ablation
+        --visnir DATA/visnir --visnir-every 4 --out docs/ablation
 """
 from __future__ import annotations
 
@@ -26,6 +28,7 @@ def main() -> None:
     p.add_argument("--roadscene", type=Path, required=True)
     p.add_argument("--visnir", type=Path, required=True)
     p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--visnir-every", type=int, default=1, help="evaluate every N-th VIS-NIR pair")
     args = p.parse_args()
     runs = sorted(args.runs.glob("lambda*/last.pt"), key=lambda c: float(c.parent.name[len("lambda"):]))
     if not runs:
@@ -33,6 +36,8 @@ def main() -> None:
     rows: dict[str, dict[str, dict[str, float]]] = {}
     for dataset, root in (("roadscene", args.roadscene), ("visnir", args.visnir)):
         pairs = LOADERS[dataset](root)
+        if dataset == "visnir":
+            pairs = pairs[:: args.visnir_every]
         for ckpt in runs:
             lam = ckpt.parent.name[len("lambda"):]
             summary = aggregate(evaluate(pairs, [f"s2net:{ckpt}"], KS))

@@ -164,7 +164,7 @@ def train(args: argparse.Namespace) -> Path:
         load_vgg16(net, args.pretrained)
     criterion = S2Loss(net.loss, args.ssl_weight).to(device)
     optimizer = torch.optim.Adam(net.parameters(), lr=args.lr, weight_decay=args.weight_decay)
-    start, best = 0, -1.0
+    start, best, elapsed = 0, -1.0, 0.0
     last = out / "last.pt"
     if args.resume and last.is_file():
         ckpt = read_checkpoint(last)
@@ -173,6 +173,7 @@ def train(args: argparse.Namespace) -> Path:
         net.load_state_dict(ckpt["state_dict"])
         optimizer.load_state_dict(ckpt["optimizer"])
         start, best = int(ckpt["step"]), float(ckpt["meta"].get("best_val_ncm", -1.0))
+        elapsed = float(ckpt["meta"].get("train_seconds", 0.0))
         if main:
             print(f"resuming from {last} at step {start}")
     model = torch.nn.parallel.DistributedDataParallel(net) if world > 1 else net
@@ -192,7 +193,6 @@ def train(args: argparse.Namespace) -> Path:
     writer: csv.DictWriter | None = None
     bar = tqdm(total=steps, initial=start, disable=not main, desc=f"train {args.arch}", dynamic_ncols=True)
     net.train()
-    elapsed = 0.0
     batches = iter(loader)
     for step in range(start + 1, steps + 1):
         t0 = time.perf_counter()
