@@ -19,7 +19,6 @@ FORMAT = "s2cv/1"
 WEIGHTS_DIR = Path(__file__).parent / "weights"
 ZOO: dict[str, str] = {
     "default": "s2fast-vis-ir-nir.pt",
-    "vis-ir": "s2fast-vis-ir.pt",
 }
 
 
