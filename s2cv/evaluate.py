@@ -35,6 +35,7 @@ import numpy as np
 from tqdm import tqdm
 
 from s2cv import viz
+from s2cv.register import read_image as read_file
 from s2cv.metrics import (
     MMA_THRESHOLDS,
     REG_THRESHOLDS,
@@ -151,13 +152,9 @@ def read_image(path: str | Path) -> np.ndarray:
     Alpha is dropped, and 3-channel files whose channels are equal (thermal/NIR saved as RGB)
     become single-channel.
     """
-    img = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
-    if img is None:
-        raise FileNotFoundError(f"cannot read image {path}")
+    img = read_file(path)
     if img.ndim == 3 and img.shape[2] == 4:
         img = img[:, :, :3]
-    if img.ndim == 3 and img.shape[2] == 1:
-        img = img[:, :, 0]
     if img.ndim == 3:
         spread = np.abs(img.astype(np.int32) - img[:, :, :1].astype(np.int32)).max()
         if spread <= GRAY_TOLERANCE:

@@ -42,12 +42,22 @@ def to_gray_float(image: np.ndarray, name: str = "image") -> np.ndarray:
     raise TypeError(f"{name}: unsupported dtype {image.dtype}; expected uint8, uint16, float32 or float64")
 
 
+def robust_range(values: np.ndarray) -> tuple[float, float] | None:
+    """(low, high) 0.5/99.5 percentiles, or min/max where those coincide; None for flat data.
+
+    Shared by the network input normalisation and the 8-bit display stretch (register).
+    """
+    lo, hi = np.percentile(values, ROBUST_PERCENTILES)
+    if hi <= lo:
+        lo, hi = float(values.min()), float(values.max())
+    return (lo, hi) if hi > lo else None
+
+
 def _robust(image: np.ndarray) -> np.ndarray:
-    lo, hi = np.percentile(image, ROBUST_PERCENTILES)
-    if hi <= lo:
-        lo, hi = float(image.min()), float(image.max())
-    if hi <= lo:
+    bounds = robust_range(image)
+    if bounds is None:
         return np.zeros_like(image)
+    lo, hi = bounds
     return np.clip((image - lo) / (hi - lo), 0.0, 1.0).astype(np.float32)
 
 

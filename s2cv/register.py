@@ -30,6 +30,7 @@ import cv2
 import numpy as np
 
 from . import viz
+from .image import robust_range
 from .metrics import corner_error
 
 TRANSFORMS = ("homography", "affine", "similarity")
@@ -41,7 +42,6 @@ SAMPLES = {
     "visnir": (SAMPLES_DIR / "visnir_vis.jpg", SAMPLES_DIR / "visnir_ir.jpg", SAMPLES_DIR / "visnir_H.json"),
 }
 SAMPLE_VIS, SAMPLE_IR, SAMPLE_H = SAMPLES["roadscene"]
-STRETCH_PERCENTILES = (0.5, 99.5)
 
 
 class RegistrationError(RuntimeError):
@@ -138,13 +138,10 @@ def to_uint8(image: np.ndarray) -> np.ndarray:
         raise TypeError(f"unsupported image dtype {image.dtype}")
     data = image.astype(np.float32)
     finite = data[np.isfinite(data)]
-    if finite.size == 0:
+    bounds = robust_range(finite) if finite.size else None
+    if bounds is None:
         return np.zeros(image.shape, np.uint8)
-    lo, hi = np.percentile(finite, STRETCH_PERCENTILES)
-    if hi <= lo:
-        lo, hi = float(finite.min()), float(finite.max())
-    if hi <= lo:
-        return np.zeros(image.shape, np.uint8)
+    lo, hi = bounds
     out = np.clip((np.nan_to_num(data, nan=lo) - lo) * (255.0 / (hi - lo)), 0, 255)
     return (out + 0.5).astype(np.uint8)
 

@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 from typing import Any, Iterator, Sequence
 
+import cv2
 import numpy as np
 import torch
 import torch.distributed as dist
@@ -107,7 +108,7 @@ def validation_set(sources: list[tuple[str, Path]], n: int, seed: int) -> list[t
             scale = min(1.0, 640 / max(a.shape))
             if scale < 1:
                 size = (round(a.shape[1] * scale), round(a.shape[0] * scale))
-                a, b = (np.ascontiguousarray(__import__("cv2").resize(x, size)) for x in (a, b))
+                a, b = (cv2.resize(x, size) for x in (a, b))
             H = random_homography(b.shape, rng)
             b, _ = warp(b, H)
             items.append((f"{kind}/{pair.name}", a, b, H))
