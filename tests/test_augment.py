@@ -78,3 +78,17 @@ def test_pair_augment_correspondence():
         ok = (dst.min(1) > 2) & (dst.max(1) < 125)
         err = np.abs(bilinear(b2, dst[ok]) - (1 - bilinear(a2, pts[ok])))
         assert np.median(err) < 0.01
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_s2_transform_homography_is_exact(seed):
+    """T(I) sampled at H p equals I at p (photometric part off, so only geometry is compared)."""
+    img = textured(seed=seed)
+    out, H, valid = s2_transform(img, np.random.default_rng(seed), photo=PhotometricParams(0, 1, 0, 0, 0))
+    pts = np.stack(np.meshgrid(np.arange(20, 180, 7.3), np.arange(20, 140, 6.1)), -1).reshape(-1, 2)
+    dst = apply(H, pts)
+    ok = (dst[:, 0] > 2) & (dst[:, 1] > 2) & (dst[:, 0] < img.shape[1] - 3) & (dst[:, 1] < img.shape[0] - 3)
+    ok &= valid[np.round(dst[:, 1]).clip(0, img.shape[0] - 1).astype(int), np.round(dst[:, 0]).clip(0, img.shape[1] - 1).astype(int)] > 0
+    assert ok.sum() > 50
+    err = np.abs(bilinear(out, dst[ok]) - bilinear(img, pts[ok]))
+    assert np.median(err) < 0.01 and err.max() < 0.05
