@@ -42,12 +42,15 @@ py::array_t<float> detect(const py::array& scores, const py::object& mask, int64
   return out;
 }
 
-py::array_t<float> sample_descriptors(const py::array& descriptors, const py::array& keypoints, float stride) {
+py::array_t<float> sample_descriptors(const py::array& descriptors, const py::array& keypoints, float stride,
+                                      bool channels_last) {
   require_array<float>(descriptors, "descriptors", "float32", 3);
   require_array<float>(keypoints, "keypoints_xy", "float32", 2);
   if (keypoints.shape(1) != 2)
     throw py::value_error("keypoints_xy: expected shape (N, 2), got " + s2cv::shape_str(keypoints));
-  const int64_t D = descriptors.shape(0), h = descriptors.shape(1), w = descriptors.shape(2);
+  const int c = channels_last ? 2 : 0;  // axis holding D
+  const int64_t D = descriptors.shape(c);
+  const int64_t h = descriptors.shape(channels_last ? 0 : 1), w = descriptors.shape(channels_last ? 1 : 2);
   const int64_t N = keypoints.shape(0);
   py::array_t<float> out({static_cast<py::ssize_t>(N), static_cast<py::ssize_t>(D)});
   const auto* desc = static_cast<const float*>(descriptors.data());
@@ -55,7 +58,7 @@ py::array_t<float> sample_descriptors(const py::array& descriptors, const py::ar
   float* dst = out.mutable_data();
   {
     py::gil_scoped_release nogil;
-    s2cv::cpu::sample_descriptors(desc, D, h, w, kpts, N, stride, dst);
+    s2cv::cpu::sample_descriptors(desc, D, h, w, kpts, N, stride, dst, channels_last);
   }
   return out;
 }
@@ -68,5 +71,6 @@ PYBIND11_MODULE(_C, m) {
         py::arg("border"), py::arg("max_keypoints"), py::arg("subpixel"),
         "Keypoints (N, 3) = (x, y, score) from a float32 (H, W) score map, best first.");
   m.def("sample_descriptors", &sample_descriptors, py::arg("descriptors"), py::arg("keypoints_xy"),
-        py::arg("stride"), "L2-normalised bilinear samples (N, D) of a float32 (D, h, w) map.");
+        py::arg("stride"), py::arg("channels_last"),
+        "L2-normalised bilinear samples (N, D) of a float32 (D, h, w) map, or (h, w, D) when channels_last.");
 }

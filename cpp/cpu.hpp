@@ -12,9 +12,10 @@ namespace s2cv::cpu {
 // Throws std::invalid_argument on bad parameters or non-finite scores.
 std::vector<Keypoint> detect(const float* scores, const uint8_t* mask, int64_t H, int64_t W, const DetectParams& p);
 
-// desc: D*h*w; kpts: N*2 (x, y) image pixels; out: N*D, rows L2-normalised.
+// desc: D*h*w (channel-major) or h*w*D (channels_last); kpts: N*2 (x, y) image pixels;
+// out: N*D, rows L2-normalised. Same values for both layouts.
 // Throws std::invalid_argument on bad parameters or non-finite keypoints.
 void sample_descriptors(const float* desc, int64_t D, int64_t h, int64_t w, const float* kpts, int64_t N,
-                        float stride, float* out);
+                        float stride, float* out, bool channels_last = false);
 
 }  // namespace s2cv::cpu

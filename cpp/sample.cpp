@@ -1,7 +1,9 @@
-// CPU descriptor sampling: bilinear taps on a strided (D, h, w) map, then
+// CPU descriptor sampling: bilinear taps on a (D, h, w) or (h, w, D) map, then
 // per-row L2 normalisation.
 //
-// The map is channel-major, so gathering one keypoint's D values touches D
+// Channels-last maps (what oneDNN convolutions produce on CPU) are the easy
+// case: a keypoint's four taps are four contiguous runs of D floats.
+// A channel-major map, so gathering one keypoint's D values touches D
 // far-apart cache lines. Instead each channel plane is sampled for all
 // keypoints into a (D, N) scratch, visiting keypoints in raster order so the
 // plane streams through the cache once; the scratch is then transposed, in
@@ -68,13 +70,45 @@ float sum_of_squares(const float* v, int64_t n) {
 
 }  // namespace
 
+namespace {
+
+void normalize_row(float* row, int64_t D) {
+  const float norm = std::sqrt(sum_of_squares(row, D));
+  if (norm > 0.0f)
+    for (int64_t d = 0; d < D; ++d) row[d] /= norm;
+}
+
+void sample_channels_last(const float* desc, int64_t D, int64_t h, int64_t w, const float* kpts, int64_t N,
+                          float stride, float* out) {
+  const int threads = choose_threads(N * D, int64_t{1} << 15);
+  parallel_bands(N, threads, [&](int, int64_t n0, int64_t n1) {
+    for (int64_t n = n0; n < n1; ++n) {
+      const Tap x = bilinear_tap(kpts[2 * n], stride, w);
+      const Tap y = bilinear_tap(kpts[2 * n + 1], stride, h);
+      const float* m00 = desc + (y.i0 * w + x.i0) * D;
+      const float* m01 = desc + (y.i0 * w + x.i1) * D;
+      const float* m10 = desc + (y.i1 * w + x.i0) * D;
+      const float* m11 = desc + (y.i1 * w + x.i1) * D;
+      float* row = out + n * D;
+      for (int64_t d = 0; d < D; ++d) row[d] = bilinear(m00[d], m01[d], m10[d], m11[d], x.t, y.t);
+      normalize_row(row, D);
+    }
+  });
+}
+
+}  // namespace
+
 void sample_descriptors(const float* desc, int64_t D, int64_t h, int64_t w, const float* kpts, int64_t N,
-                        float stride, float* out) {
+                        float stride, float* out, bool channels_last) {
   validate_sample(D, h, w, N, stride);
   for (int64_t i = 0; i < 2 * N; ++i)
     if (!std::isfinite(kpts[i]))
       throw std::invalid_argument("keypoints contain NaN or Inf (row " + std::to_string(i / 2) + ")");
   if (N == 0) return;
+  if (channels_last) {
+    sample_channels_last(desc, D, h, w, kpts, N, stride, out);
+    return;
+  }
 
   const Taps t = make_taps(kpts, N, stride, h, w);
   const int threads = choose_threads(N * D, int64_t{1} << 15);
@@ -95,12 +129,7 @@ void sample_descriptors(const float* desc, int64_t D, int64_t h, int64_t w, cons
       const int64_t j0 = b * kBlock, j1 = std::min(N, j0 + kBlock);
       for (int64_t d = 0; d < D; ++d)
         for (int64_t j = j0; j < j1; ++j) out[t.origin[j] * D + d] = by_channel[d * N + j];
-      for (int64_t j = j0; j < j1; ++j) {
-        float* row = out + t.origin[j] * D;
-        const float norm = std::sqrt(sum_of_squares(row, D));
-        if (norm > 0.0f)
-          for (int64_t d = 0; d < D; ++d) row[d] /= norm;
-      }
+      for (int64_t j = j0; j < j1; ++j) normalize_row(out + t.origin[j] * D, D);
     }
   });
 }

@@ -137,9 +137,13 @@ def sample_descriptors(descriptors: np.ndarray, keypoints_xy: np.ndarray, stride
     coordinates ``keypoints_xy`` (N, 2); the map has ``stride`` image pixels
     per cell. Raises ValueError for non-finite keypoints or a bad stride."""
     module = _cpu()
-    d = _float32(descriptors, "descriptors", 3)
     k = _float32(keypoints_xy, "keypoints_xy", 2)
-    return module.sample_descriptors(d, k, _real(stride, "stride"))
+    a = np.asarray(descriptors)
+    if a.ndim == 3 and a.dtype == np.float32 and not a.flags.c_contiguous and a.transpose(1, 2, 0).flags.c_contiguous:
+        # A channels-last map (a torch CPU output) viewed as (D, h, w): read it in place.
+        return module.sample_descriptors(a.transpose(1, 2, 0), k, _real(stride, "stride"), True)
+    d = _float32(descriptors, "descriptors", 3)
+    return module.sample_descriptors(d, k, _real(stride, "stride"), False)
 
 
 def _require_cuda() -> ModuleType:

@@ -16,7 +16,7 @@ import math
 import os
 import time
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Iterator, Sequence
 
 import cv2
 import numpy as np
@@ -30,7 +30,7 @@ from .data import LAYOUTS, S2PairDataset, list_pairs, read_gray
 from .losses import S2Loss
 from .metrics import score_pair
 from .models import ARCHITECTURES, build_model
-from .zoo import read_checkpoint, save_checkpoint
+from .zoo import load_model, read_checkpoint, save_checkpoint
 
 DEFAULT_SSL_WEIGHT = {"fast": 0.4, "r2d2": 0.4, "d2net": 0.8}
 DEFAULT_WEIGHT_DECAY = {"fast": 5e-4, "r2d2": 5e-4, "d2net": 1e-5}
@@ -67,6 +67,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--batch-size", type=int, default=None, help="pairs per step per process (default: per arch)")
     p.add_argument("--crop", type=int, default=None, help="crop size in px (default: 192, d2net 256)")
     p.add_argument("--lr", type=float, default=1e-4)
+    p.add_argument("--lr-final", type=float, default=None,
+                   help="cosine-decay the learning rate from --lr at step 0 to this at the last step "
+                        "(default: constant --lr, the paper's setting)")
     p.add_argument("--weight-decay", type=float, default=None, help="default: per arch (paper settings)")
     p.add_argument("--out", type=Path, required=True, help="output folder (checkpoints, logs)")
     p.add_argument("--resume", action="store_true", help="continue from OUT/last.pt if it exists")
@@ -76,6 +79,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--val-every", type=int, default=250, help="validate and checkpoint every N steps")
     p.add_argument("--val-pairs", type=int, default=12, help="held-out pairs per data set used for validation")
     p.add_argument("--pretrained", type=Path, default=None, help="d2net only: local VGG16 ImageNet state dict")
+    p.add_argument("--init", default=None, metavar="MODEL",
+                   help="start from the weights of an s2cv checkpoint or zoo name (fine-tuning; fresh optimiser "
+                        "and step count), e.g. --init default to specialise the shipped model")
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0 = torch default)")
     args = p.parse_args(argv)
     a = args.arch
@@ -134,6 +140,13 @@ def validate(net: torch.nn.Module, items: list, device: str, k: int = 1024) -> d
             "val_reg5": float(np.mean(errors <= 5)), "val_nc": float(np.mean([r.nc for r in res]))}
 
 
+def learning_rate(step: int, steps: int, lr: float, lr_final: float | None) -> float:
+    """Cosine decay as a pure function of the step, so a resumed run continues the same curve."""
+    if lr_final is None:
+        return lr
+    return lr_final + (lr - lr_final) * 0.5 * (1 + math.cos(math.pi * min(step, steps) / steps))
+
+
 def split_outputs(out: dict[str, torch.Tensor], n: int) -> list[dict[str, torch.Tensor]]:
     chunks = {k: v.chunk(n) for k, v in out.items()}
     return [{k: v[i] for k, v in chunks.items()} for i in range(n)]
@@ -163,6 +176,11 @@ def train(args: argparse.Namespace) -> Path:
     if args.pretrained:
         from .models.d2net import load_vgg16
         load_vgg16(net, args.pretrained)
+    if args.init:
+        init_net, init_meta = load_model(args.init)
+        if init_meta["arch"] != args.arch:
+            raise ValueError(f"--init {args.init} is a {init_meta['arch']} model, not --arch {args.arch}")
+        net.load_state_dict(init_net.state_dict())
     criterion = S2Loss(net.loss, args.ssl_weight).to(device)
     optimizer = torch.optim.Adam(net.parameters(), lr=args.lr, weight_decay=args.weight_decay)
     start, best, elapsed = 0, -1.0, 0.0
@@ -184,6 +202,7 @@ def train(args: argparse.Namespace) -> Path:
     branches = BRANCHES if args.ssl_weight > 0 else BRANCHES[:1]
     meta = {"arch": args.arch, "ssl_weight": args.ssl_weight, "data": [f"{k}={p.name}" for k, p in sources],
             "crop": args.crop, "batch_size": args.batch_size * world, "lr": args.lr,
+            "lr_final": args.lr_final, "init": args.init,
             "weight_decay": args.weight_decay, "seed": args.seed}
     if main:
         (out / "config.json").write_text(json.dumps({**vars(args), "out": str(out), "data": args.data,
@@ -197,6 +216,9 @@ def train(args: argparse.Namespace) -> Path:
     batches = iter(loader)
     for step in range(start + 1, steps + 1):
         t0 = time.perf_counter()
+        lr = learning_rate(step - 1, steps, args.lr, args.lr_final)
+        for group in optimizer.param_groups:
+            group["lr"] = lr
         batch = {k: v.to(device) for k, v in next(batches).items()}
         images = torch.cat([batch[f"{key}_{side}"] for _, key in branches for side in "ab"])
         outputs = split_outputs(model(images), 2 * len(branches))
@@ -213,10 +235,13 @@ def train(args: argparse.Namespace) -> Path:
         elapsed += dt
         if not main:
             continue
-        row = {"step": step, **{k: round(v, 5) for k, v in log.items()}, "sec_per_step": round(dt, 3)}
+        row = {"step": step, **{k: round(v, 5) for k, v in log.items()}, "lr": f"{lr:.3g}", "sec_per_step": round(dt, 3)}
         if writer is None:
-            writer = csv.DictWriter(log_file, fieldnames=list(row))
-            if log_file.tell() == 0:
+            # A resumed run keeps the columns its log already has (λ or the schedule may differ).
+            header = (out / "train_log.csv").read_text().partition("\n")[0] if log_file.tell() else ""
+            writer = csv.DictWriter(log_file, fieldnames=header.split(",") if header else list(row),
+                                    extrasaction="ignore", restval="")
+            if not header:
                 writer.writeheader()
         writer.writerow(row)
         bar.update(1)
@@ -224,7 +249,7 @@ def train(args: argparse.Namespace) -> Path:
         if step % args.val_every == 0 or step == steps:
             val = validate(net, val_items, str(device))
             log_file.flush()
-            with open(out / "val_log.csv", "a") as f:
+            with open(out / "val_log.jsonl", "a") as f:
                 f.write(json.dumps({"step": step, **val}) + "\n")
             improved = val["val_ncm"] > best
             best = max(best, val["val_ncm"])

@@ -284,6 +284,22 @@ def test_sample_non_contiguous_and_float64():
     np.testing.assert_allclose(pp.sample_descriptors(desc, kpts, 4), want, atol=1e-6)
 
 
+@pytest.mark.parametrize("stride", [1.0, 4.0])
+def test_sample_channels_last_map_is_read_in_place(stride):
+    """A (D, h, w) view of an (h, w, D) buffer (torch's channels-last CPU output) takes the
+    in-place path and gives the same rows as the channel-major map."""
+    rng = np.random.default_rng(7)
+    hwd = rng.standard_normal((9, 13, 33)).astype(np.float32)
+    view = hwd.transpose(2, 0, 1)
+    assert not view.flags.c_contiguous
+    kpts = (rng.random((200, 2)) * [13 * stride + 6, 9 * stride + 6] - 3).astype(np.float32)
+    want = ref.sample_descriptors(np.ascontiguousarray(view), kpts, stride)
+    np.testing.assert_allclose(pp.sample_descriptors(view, kpts, stride), want, rtol=0, atol=1e-6)
+    torch = pytest.importorskip("torch")
+    t = torch.from_numpy(np.ascontiguousarray(view))[None].contiguous(memory_format=torch.channels_last)
+    np.testing.assert_allclose(pp.sample_descriptors(t[0].numpy(), kpts, stride), want, rtol=0, atol=1e-6)
+
+
 # --- errors -------------------------------------------------------------------
 
 GOOD = np.random.default_rng(0).random((16, 16), dtype=np.float32)
@@ -350,9 +366,10 @@ def test_reference_rejects_the_same_inputs():
         (lambda C: C.detect(np.asfortranarray(GOOD[:, :8]), None, 2, 0.0, 4, 0, True), ValueError),
         (lambda C: C.detect(GOOD, np.ones((16, 16), np.int64), 2, 0.0, 4, 0, True), TypeError),
         (lambda C: C.detect(GOOD, [[1]], 2, 0.0, 4, 0, True), TypeError),
-        (lambda C: C.sample_descriptors(DESC, KPTS[:, :1].copy(), 1.0), ValueError),
-        (lambda C: C.sample_descriptors(DESC[:, ::2], KPTS, 1.0), ValueError),
-        (lambda C: C.sample_descriptors(DESC, KPTS.astype(np.float64), 1.0), TypeError),
+        (lambda C: C.sample_descriptors(DESC, KPTS[:, :1].copy(), 1.0, False), ValueError),
+        (lambda C: C.sample_descriptors(DESC[:, ::2], KPTS, 1.0, False), ValueError),
+        (lambda C: C.sample_descriptors(DESC[:, ::2], KPTS, 1.0, True), ValueError),
+        (lambda C: C.sample_descriptors(DESC, KPTS.astype(np.float64), 1.0, True), TypeError),
     ],
 )
 def test_raw_extension_validates_instead_of_crashing(call, error):

@@ -7,10 +7,11 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+import torch
 
 import s2cv
 from s2cv.data import list_pairs
-from s2cv.train import main, parse_args
+from s2cv.train import learning_rate, main, parse_args
 from s2cv.zoo import read_checkpoint
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
@@ -50,6 +51,33 @@ def test_cli_short_run_gives_loadable_checkpoint(tmp_path):
     # Resume continues from the saved step rather than starting over.
     assert main(args[:5] + ["4"] + args[6:] + ["--resume"]) == 0
     assert read_checkpoint(out / "last.pt")["step"] == 4
+
+
+def test_learning_rate_schedule():
+    assert learning_rate(123, 1000, 1e-3, None) == 1e-3                    # paper: constant
+    assert learning_rate(0, 1000, 1e-3, 1e-5) == pytest.approx(1e-3)
+    assert learning_rate(500, 1000, 1e-3, 1e-5) == pytest.approx(0.5 * (1e-3 + 1e-5))
+    assert learning_rate(1000, 1000, 1e-3, 1e-5) == pytest.approx(1e-5)
+    values = [learning_rate(s, 1000, 1e-3, 1e-5) for s in range(0, 1001, 50)]
+    assert values == sorted(values, reverse=True)
+
+
+def test_init_fine_tunes_from_a_checkpoint(tmp_path):
+    """--init starts from another run's weights with a fresh step count, and logs the schedule."""
+    root = make_folder(tmp_path / "d")
+    common = ["--dataset", "folder", "--data", str(root), "--val-every", "1", "--crop", "64", "--val-pairs", "1"]
+    assert main(common + ["--steps", "1", "--out", str(tmp_path / "a")]) == 0
+    first = read_checkpoint(tmp_path / "a" / "last.pt")["state_dict"]
+    assert main(common + ["--steps", "1", "--lr", "0", "--out", str(tmp_path / "b"),
+                          "--init", str(tmp_path / "a" / "last.pt")]) == 0
+    tuned = read_checkpoint(tmp_path / "b" / "last.pt")
+    assert tuned["step"] == 1 and tuned["meta"]["init"] == str(tmp_path / "a" / "last.pt")
+    # lr 0: the convolution weights are exactly the initial ones (BN running stats still move).
+    assert torch.equal(tuned["state_dict"]["desc_head.weight"], first["desc_head.weight"])
+    assert "lr" in (tmp_path / "b" / "train_log.csv").read_text().partition("\n")[0].split(",")
+    with pytest.raises(ValueError, match="not --arch"):
+        main(common + ["--steps", "1", "--arch", "r2d2", "--out", str(tmp_path / "c"),
+                       "--init", str(tmp_path / "a" / "last.pt")])
 
 
 def test_cli_defaults_follow_the_paper():

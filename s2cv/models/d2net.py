@@ -13,6 +13,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .common import l2_normalize
+
 default_conf = {"descriptor_dim": 512}
 
 _VGG = [(3, 64), (64, 64), "M", (64, 128), (128, 128), "M", (128, 256), (256, 256), (256, 256), "A",
@@ -50,7 +52,7 @@ class D2Net(nn.Module):
         feat = F.relu(self.features(x))
         score = soft_detection(feat)
         full = F.interpolate(score, size=image.shape[-2:], mode="bilinear", align_corners=False)
-        return {"descriptors": F.normalize(feat, dim=1), "dense_scores": score, "scores": full}
+        return {"descriptors": l2_normalize(feat), "dense_scores": score, "scores": full}
 
 
 def soft_detection(feat: torch.Tensor) -> torch.Tensor:

@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .common import conv_bn_relu, normalize_image, squash
+from .common import conv_bn_relu, l2_normalize, normalize_image, squash
 
 default_conf = {
     "descriptor_dim": 128,   # output descriptor length
@@ -51,7 +51,7 @@ class S2Fast(nn.Module):
         f4 = self.block4(self.stem(x))
         f8 = self.block8(f4)
         f = self.fuse(torch.cat([f4, F.interpolate(f8, size=f4.shape[-2:], mode="bilinear", align_corners=False)], 1))
-        desc = F.normalize(self.desc_head(f), dim=1)
+        desc = l2_normalize(self.desc_head(f))
         rep, rel = F.pixel_shuffle(self.score_head(f), 4).split(1, dim=1)
         rep, rel = squash(rep), squash(rel)
         return {"descriptors": desc, "repeatability": rep, "reliability": rel, "scores": rep * rel}

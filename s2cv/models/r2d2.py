@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .common import normalize_image, squash
+from .common import l2_normalize, normalize_image, squash
 
 default_conf = {"descriptor_dim": 128}
 
@@ -52,4 +52,4 @@ class R2D2(nn.Module):
         sq = x * x
         rel = F.softmax(self.clf(sq), dim=1)[:, 1:2]
         rep = squash(self.sal(sq))
-        return {"descriptors": F.normalize(x, dim=1), "repeatability": rep, "reliability": rel, "scores": rep * rel}
+        return {"descriptors": l2_normalize(x), "repeatability": rep, "reliability": rel, "scores": rep * rel}
