@@ -86,3 +86,24 @@ def pad_to_multiple(image: np.ndarray, multiple: int) -> np.ndarray:
     if ph == 0 and pw == 0:
         return image
     return cv2.copyMakeBorder(image, 0, ph, 0, pw, cv2.BORDER_REPLICATE)
+
+
+def to_uint8(image: np.ndarray) -> np.ndarray:
+    """8-bit copy for display and 8-bit-only detectors; deeper data is percentile stretched.
+
+    A min-max stretch would let a few hot pixels in a 16-bit thermal frame crush the rest to
+    black; clipping the 0.5 % tails keeps the scene visible. Channels are kept.
+    """
+    image = np.asarray(image)
+    if image.dtype == np.uint8:
+        return image
+    if image.dtype.kind not in "uif" or image.dtype == np.bool_:
+        raise TypeError(f"unsupported image dtype {image.dtype}")
+    data = image.astype(np.float32)
+    finite = data[np.isfinite(data)]
+    bounds = robust_range(finite) if finite.size else None
+    if bounds is None:
+        return np.zeros(image.shape, np.uint8)
+    lo, hi = bounds
+    out = np.clip((np.nan_to_num(data, nan=lo) - lo) * (255.0 / (hi - lo)), 0, 255)
+    return (out + 0.5).astype(np.uint8)

@@ -30,7 +30,7 @@ import cv2
 import numpy as np
 
 from . import viz
-from .image import robust_range
+from .image import to_uint8
 from .metrics import corner_error
 
 TRANSFORMS = ("homography", "affine", "similarity")
@@ -123,27 +123,6 @@ def read_image(path: str | Path) -> np.ndarray:
     if img.ndim == 3 and img.shape[2] == 1:
         img = img[:, :, 0]
     return img
-
-
-def to_uint8(image: np.ndarray) -> np.ndarray:
-    """8-bit copy for display and 8-bit-only detectors; deeper data is percentile stretched.
-
-    A min-max stretch would let a few hot pixels in a 16-bit thermal frame crush the rest to
-    black; clipping the 0.5 % tails keeps the scene visible. Channels are kept.
-    """
-    image = np.asarray(image)
-    if image.dtype == np.uint8:
-        return image
-    if image.dtype.kind not in "uif" or image.dtype == np.bool_:
-        raise TypeError(f"unsupported image dtype {image.dtype}")
-    data = image.astype(np.float32)
-    finite = data[np.isfinite(data)]
-    bounds = robust_range(finite) if finite.size else None
-    if bounds is None:
-        return np.zeros(image.shape, np.uint8)
-    lo, hi = bounds
-    out = np.clip((np.nan_to_num(data, nan=lo) - lo) * (255.0 / (hi - lo)), 0, 255)
-    return (out + 0.5).astype(np.uint8)
 
 
 def _gray8(image: np.ndarray) -> np.ndarray:
@@ -318,7 +297,7 @@ def write_outputs(result: RegistrationResult, vis: np.ndarray, ir: np.ndarray, o
                   extra: dict[str, Any] | None = None) -> dict[str, Any]:
     """matches.png and summary.json always; H.txt, overlay.png, blend.png only on success."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    vis8, ir8 = viz.to_bgr8(to_uint8(vis)), viz.to_bgr8(to_uint8(ir))
+    vis8, ir8 = viz.to_bgr8(vis), viz.to_bgr8(ir)
     pv, pi = result.matched_points()
     keep = result.inlier_mask if result.success else np.ones(len(pv), bool)  # failure: show everything
     _imwrite(out_dir / "matches.png", viz.draw_matches(vis8, ir8, pv[keep], pi[keep], result.inlier_mask[keep]))

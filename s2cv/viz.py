@@ -8,6 +8,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from .image import to_uint8
+
 GREEN = (0, 200, 0)
 RED = (0, 0, 255)
 
@@ -15,11 +17,10 @@ RED = (0, 0, 255)
 def to_bgr8(img: np.ndarray) -> np.ndarray:
     """8-bit 3-channel copy of any image, so different modalities can share one canvas.
 
-    Non-8-bit images (16-bit thermal, float) are min-max stretched to 0..255.
+    Non-8-bit images (16-bit thermal, float) get the same percentile stretch as everywhere
+    else in s2cv (``image.to_uint8``), so a few hot pixels cannot turn the picture black.
     """
-    img = np.asarray(img)
-    if img.dtype != np.uint8:
-        img = cv2.normalize(img.astype(np.float32), None, 0, 255, cv2.NORM_MINMAX).astype(np.uint8)
+    img = to_uint8(img)
     if img.ndim == 2:
         return cv2.cvtColor(img, cv2.COLOR_GRAY2BGR)
     if img.shape[2] == 1:

@@ -199,6 +199,10 @@ def test_to_uint8_percentile_stretch():
     assert reg.to_uint8(np.full((3, 3), 5.0, np.float32)).max() == 0
     with_nan = np.array([[0.0, np.nan], [1.0, 2.0]], np.float32)
     assert reg.to_uint8(with_nan).dtype == np.uint8
+    # Pictures use the same stretch: a hot pixel does not black out a 16-bit frame in a plot.
+    from s2cv.viz import to_bgr8
+
+    assert np.array_equal(to_bgr8(img), cv2.cvtColor(out, cv2.COLOR_GRAY2BGR))
 
 
 # ---------------------------------------------------------------- CLI
