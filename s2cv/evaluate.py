@@ -322,14 +322,34 @@ TABLE_COLUMNS: tuple[tuple[str, str, Callable[[Any], str]], ...] = (
 )
 
 
-def markdown_table(summary: Sequence[dict[str, Any]]) -> str:
-    """Summary rows (from metrics.aggregate) as a Markdown table."""
+SCENE_COLUMNS: tuple[tuple[str, str, Callable[[Any], str]], ...] = (
+    ("scene", "scene", str), ("method", "method", str), ("K", "k", str), ("pairs", "pairs", str),
+    ("NCM", "ncm", lambda v: f"{v:.1f}"), ("CMR", "cmr", lambda v: f"{v:.3f}"),
+    ("reg@5 %", "reg@5", lambda v: f"{100 * v:.1f}"), ("reg@10 %", "reg@10", lambda v: f"{100 * v:.1f}"),
+)
+
+
+def scene_summary(results: Sequence[PairResult]) -> list[dict[str, Any]]:
+    """Summary rows per scene (the ``scene/`` prefix of pair names, e.g. VIS-NIR's ``field/0001``).
+
+    Why: a model trained on one scene type (VIS-NIR ``country``) should be judged on the others
+    separately; empty when pairs carry no scene prefix.
+    """
+    scenes = sorted({r.name.split("/", 1)[0] for r in results if "/" in r.name})
+    return [{"scene": scene, **row}
+            for scene in scenes
+            for row in aggregate([r for r in results if r.name.startswith(scene + "/")])]
+
+
+def markdown_table(summary: Sequence[dict[str, Any]],
+                   columns: Sequence[tuple[str, str, Callable[[Any], str]]] = TABLE_COLUMNS) -> str:
+    """Summary rows (from metrics.aggregate or scene_summary) as a Markdown table."""
     lines = [
-        "| " + " | ".join(title for title, _, _ in TABLE_COLUMNS) + " |",
-        "|" + "|".join("---" for _ in TABLE_COLUMNS) + "|",
+        "| " + " | ".join(title for title, _, _ in columns) + " |",
+        "|" + "|".join("---" for _ in columns) + "|",
     ]
     for row in summary:
-        lines.append("| " + " | ".join(fmt(row[key]) for _, key, fmt in TABLE_COLUMNS) + " |")
+        lines.append("| " + " | ".join(fmt(row[key]) for _, key, fmt in columns) + " |")
     return "\n".join(lines)
 
 
@@ -353,7 +373,8 @@ def write_outputs(
     """results.json (config, summary, per-pair), results.csv (summary) and mma_k<K>.png."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    payload = {"config": config, "summary": list(summary), "pairs": [asdict(r) for r in results]}
+    payload = {"config": config, "summary": list(summary), "scenes": scene_summary(results),
+               "pairs": [asdict(r) for r in results]}
     with open(out / "results.json", "w") as f:
         json.dump(_json_safe(payload), f, indent=1)
     with open(out / "results.csv", "w", newline="") as f:
@@ -463,6 +484,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     }
     write_outputs(args.out, results, summary, config)
     print(markdown_table(summary))
+    scenes = scene_summary(results)
+    if len({row["scene"] for row in scenes}) > 1:
+        print("\nper scene:\n" + markdown_table(scenes, SCENE_COLUMNS))
     return 0
 
 

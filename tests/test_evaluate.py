@@ -174,3 +174,19 @@ def test_overlay_checkerboard():
 def test_plot_mma_writes_png(tmp_path: Path):
     viz.plot_mma({"x": [0.1 * i for i in range(1, 11)]}, tmp_path / "mma.png")
     assert cv2.imread(str(tmp_path / "mma.png")) is not None
+
+
+def test_scene_summary_groups_pairs_by_name_prefix():
+    from s2cv.evaluate import SCENE_COLUMNS, scene_summary
+    from s2cv.metrics import PairResult
+
+    def pair(name: str, ncm: int, err: float) -> PairResult:
+        return PairResult(name, "m", 1024, 100, 100, 50, 60, ncm, ncm / 50, [0.0] * 10, err)
+
+    results = [pair("field/1", 10, 2.0), pair("field/2", 30, 50.0), pair("urban/1", 5, 1.0)]
+    rows = {row["scene"]: row for row in scene_summary(results)}
+    assert set(rows) == {"field", "urban"}
+    assert rows["field"]["pairs"] == 2 and rows["field"]["ncm"] == 20 and rows["field"]["reg@5"] == 0.5
+    assert rows["urban"]["reg@5"] == 1.0
+    assert "| field | m | 1024 | 2 | 20.0 |" in markdown_table(list(rows.values()), SCENE_COLUMNS)
+    assert scene_summary([pair("FLIR_0001", 1, 1.0)]) == []
