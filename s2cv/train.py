@@ -30,6 +30,7 @@ from .data import LAYOUTS, S2PairDataset, list_pairs, read_gray
 from .losses import S2Loss
 from .metrics import score_pair
 from .models import ARCHITECTURES, build_model
+from .viz import plot_training
 from .zoo import load_model, read_checkpoint, save_checkpoint
 
 DEFAULT_SSL_WEIGHT = {"fast": 0.4, "r2d2": 0.4, "d2net": 0.8}
@@ -257,8 +258,9 @@ def train(args: argparse.Namespace) -> Path:
             save_checkpoint(last, net, args.arch, info, optimizer=optimizer.state_dict(), step=step)
             if improved:
                 save_checkpoint(out / "best.pt", net, args.arch, info, step=step)
+            plot_training(out)
             bar.write(f"step {step}: " + ", ".join(f"{k}={v:.3f}" for k, v in val.items())
-                      + (" (best)" if improved else ""))
+                      + (" (best)" if improved else "") + f"; curves in {out / 'training.png'}")
     bar.close()
     if log_file:
         log_file.close()

@@ -1,4 +1,4 @@
-"""Pictures for checking results by eye: match lines, MMA curves, checkerboard overlays."""
+"""Pictures for checking results by eye: match lines, MMA and training curves, checkerboard overlays."""
 
 from __future__ import annotations
 
@@ -92,6 +92,49 @@ def plot_mma(
         ax.legend()
     fig.tight_layout()
     fig.savefig(str(path))
+
+
+def plot_training(run_dir: str | Path, path: str | Path | None = None, smooth: int = 100) -> Path:
+    """PNG of a training run: loss per branch (running mean over ``smooth`` steps), learning rate
+    and validation NCM, from the run's ``train_log.csv`` and ``val_log.jsonl``."""
+    import csv
+    import json
+
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    run = Path(run_dir)
+    with open(run / "train_log.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    val_file = run / "val_log.jsonl"
+    val = [json.loads(line) for line in val_file.read_text().splitlines() if line.strip()] if val_file.is_file() else []
+    fig = Figure(figsize=(10, 3.6), dpi=100)
+    FigureCanvasAgg(fig)
+    ax_loss, ax_val = fig.add_subplot(1, 2, 1), fig.add_subplot(1, 2, 2)
+    steps = np.array([int(r["step"]) for r in rows])
+    kernel = np.ones(max(1, min(smooth, len(rows)))) / max(1, min(smooth, len(rows)))
+    for key in ("loss", "sl", "ssl_vis", "ssl_ir"):
+        if rows and rows[0].get(key):
+            values = np.array([float(r[key]) for r in rows])
+            ax_loss.plot(steps[len(kernel) - 1:], np.convolve(values, kernel, "valid"), label=key, lw=1)
+    ax_loss.set_xlabel("step")
+    ax_loss.set_ylabel(f"loss (mean of {len(kernel)} steps)")
+    ax_loss.grid(alpha=0.3)
+    ax_loss.legend(fontsize=8)
+    if rows and rows[0].get("lr"):
+        ax_lr = ax_loss.twinx()
+        ax_lr.plot(steps, [float(r["lr"]) if r.get("lr") else np.nan for r in rows], color="gray", ls=":", lw=1)
+        ax_lr.set_ylabel("learning rate (dotted)")
+    if val:
+        ax_val.plot([v["step"] for v in val], [v["val_ncm"] for v in val], marker="o", markersize=3)
+    ax_val.set_xlabel("step")
+    ax_val.set_ylabel("validation NCM (K = 1024, 3 px)")
+    ax_val.grid(alpha=0.3)
+    fig.suptitle(f"training run {run.name}")
+    fig.tight_layout()
+    out = Path(path) if path is not None else run / "training.png"
+    fig.savefig(str(out))
+    return out
 
 
 def overlay(img_a: np.ndarray, img_b_warped: np.ndarray, tile: int = 32) -> np.ndarray:

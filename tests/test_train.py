@@ -45,6 +45,7 @@ def test_cli_short_run_gives_loadable_checkpoint(tmp_path):
     ckpt = read_checkpoint(out / "best.pt")
     assert ckpt["arch"] == "fast" and ckpt["meta"]["ssl_weight"] == 0.4 and ckpt["step"] == 2
     assert (out / "train_log.csv").read_text().count("\n") == 3
+    assert cv2.imread(str(out / "training.png")) is not None      # loss / lr / validation curves
     det = s2cv.S2Net_create(model=str(out / "best.pt"), nfeatures=50)
     kp, des = det.detectAndCompute(cv2.imread(str(root / "vis" / "p00.png")), None)
     assert len(kp) == 50 and des.shape == (50, 128)
