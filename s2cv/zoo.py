@@ -18,7 +18,8 @@ from .models import ARCHITECTURES, build_model
 FORMAT = "s2cv/1"
 WEIGHTS_DIR = Path(__file__).parent / "weights"
 ZOO: dict[str, str] = {
-    "default": "s2fast-vis-ir-nir.pt",
+    "default": "s2fast-vis-ir-nir.pt",   # visible <-> thermal and <-> NIR (RoadScene + VIS-NIR)
+    "vis-ir": "s2fast-vis-ir.pt",         # the default fine-tuned on RoadScene (visible <-> thermal)
 }
 
 

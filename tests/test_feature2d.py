@@ -23,7 +23,7 @@ from torch import nn
 
 import s2cv
 from s2cv.models import build_model
-from s2cv.zoo import save_checkpoint
+from s2cv.zoo import ZOO, save_checkpoint
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -561,6 +561,19 @@ def test_shipped_default_model():
     errors = _shipped_default_errors()
     # Both bundled pairs register (>= 12 inliers) close to the truth: ~12 px and ~9 px today.
     assert errors["roadscene"] < 20 and errors["visnir"] < 20, errors
+
+
+@pytest.mark.parametrize("name", sorted(ZOO))
+def test_every_shipped_zoo_model_loads_and_describes(name):
+    if name not in s2cv.available_models():
+        pytest.skip(f"zoo model {name!r} not shipped in this build")
+    det = s2cv.S2Net_create(model=name, nfeatures=200)
+    from s2cv.register import SAMPLES
+
+    img = cv2.imread(str(SAMPLES["roadscene"][0]), cv2.IMREAD_GRAYSCALE)
+    kp, des = det.detectAndCompute(img, None)
+    assert len(kp) == 200 and des.shape == (200, det.descriptorSize()) and np.isfinite(des).all()
+    np.testing.assert_allclose(np.linalg.norm(des, axis=1), 1.0, atol=1e-4)
 
 
 @pytest.mark.xfail(strict=True, reason="issue 5 target not met yet: the shipped default registers the "
