@@ -63,7 +63,11 @@ def measure(fn: Callable[[], Any], min_time: float, max_reps: int, sync: Callabl
         fn()
         sync()
         times.append(time.perf_counter() - t0)
-    times.sort()
+    return timing(times)
+
+
+def timing(times: list[float]) -> Timing:
+    times = sorted(times)
     return Timing(statistics.median(times), times[min(len(times) - 1, int(0.9 * len(times)))], times[0], len(times))
 
 
@@ -81,11 +85,7 @@ def measure_interleaved(fn_a: Callable[[], Any], fn_b: Callable[[], Any], min_ti
             fn()
             sync()
             out.append(time.perf_counter() - t0)
-    result = []
-    for t in times:
-        t.sort()
-        result.append(Timing(statistics.median(t), t[min(len(t) - 1, int(0.9 * len(t)))], t[0], len(t)))
-    return result[0], result[1]
+    return timing(times[0]), timing(times[1])
 
 
 def conv_flops(net: nn.Module, height: int, width: int) -> float:

@@ -1,6 +1,6 @@
 """Check inference knobs on held-out *training* pairs (never the test split).
 
-Sweeps the NMS radius (validation NCM at K = 1024) and the RANSAC threshold of
+Sweeps the NMS radius (validation NCM at K = 1024, as the trainer computes it) and the RANSAC threshold of
 ``s2cv.register`` (corner error at K = 4096) on the validation pairs that
 ``python -m s2cv.train`` holds out, each warped by its fixed random homography.
 
@@ -15,9 +15,10 @@ from pathlib import Path
 import numpy as np
 
 import s2cv
-from s2cv.metrics import corner_error, score_pair
+from s2cv.metrics import corner_error
 from s2cv.register import register
-from s2cv.train import validation_set
+from s2cv.train import validate, validation_set
+from s2cv.zoo import load_model
 
 
 def main() -> None:
@@ -29,15 +30,10 @@ def main() -> None:
     sources = [(kind, Path(path)) for kind, _, path in (d.partition("=") for d in args.data)]
     items = validation_set(sources, args.val_pairs, seed=0)
     print(f"{len(items)} validation pairs, model {args.model}")
+    net, _ = load_model(args.model)
     for radius in (2, 3, 4):
-        det = s2cv.S2Net_create(model=args.model, nfeatures=1024, nms_radius=radius)
-        ncm = []
-        for _, a, b, H in items:
-            ka, da = det.detectAndCompute(a, None)
-            kb, db = det.detectAndCompute(b, None)
-            pa, pb = np.array([k.pt for k in ka]), np.array([k.pt for k in kb])
-            ncm.append(score_pair(pa, da, pb, db, H, a.shape, b.shape, 3.0).ncm)
-        print(f"nms_radius {radius}: NCM@1024 {np.mean(ncm):.1f}", flush=True)
+        ncm = validate(net, items, "cpu", k=1024, nms_radius=radius)["val_ncm"]
+        print(f"nms_radius {radius}: NCM@1024 {ncm:.2f}", flush=True)
     det = s2cv.S2Net_create(model=args.model, nfeatures=4096)
     for threshold in (2.0, 3.0, 5.0, 8.0):
         errors = []

@@ -48,9 +48,9 @@ py::array_t<float> sample_descriptors(const py::array& descriptors, const py::ar
   require_array<float>(keypoints, "keypoints_xy", "float32", 2);
   if (keypoints.shape(1) != 2)
     throw py::value_error("keypoints_xy: expected shape (N, 2), got " + s2cv::shape_str(keypoints));
-  const int c = channels_last ? 2 : 0;  // axis holding D
-  const int64_t D = descriptors.shape(c);
-  const int64_t h = descriptors.shape(channels_last ? 0 : 1), w = descriptors.shape(channels_last ? 1 : 2);
+  const int first = channels_last ? 0 : 1;  // axis of h; D is the axis before (D, h, w) or after (h, w, D)
+  const int64_t D = descriptors.shape(channels_last ? 2 : 0);
+  const int64_t h = descriptors.shape(first), w = descriptors.shape(first + 1);
   const int64_t N = keypoints.shape(0);
   py::array_t<float> out({static_cast<py::ssize_t>(N), static_cast<py::ssize_t>(D)});
   const auto* desc = static_cast<const float*>(descriptors.data());

@@ -3,7 +3,7 @@
 //
 // Channels-last maps (what oneDNN convolutions produce on CPU) are the easy
 // case: a keypoint's four taps are four contiguous runs of D floats.
-// A channel-major map, so gathering one keypoint's D values touches D
+// In a channel-major map, gathering one keypoint's D values touches D
 // far-apart cache lines. Instead each channel plane is sampled for all
 // keypoints into a (D, N) scratch, visiting keypoints in raster order so the
 // plane streams through the cache once; the scratch is then transposed, in
@@ -67,10 +67,6 @@ float sum_of_squares(const float* v, int64_t n) {
   for (; i < n; ++i) acc[0] += v[i] * v[i];
   return ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
 }
-
-}  // namespace
-
-namespace {
 
 void normalize_row(float* row, int64_t D) {
   const float norm = std::sqrt(sum_of_squares(row, D));

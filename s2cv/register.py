@@ -41,7 +41,6 @@ SAMPLES = {
     "roadscene": (SAMPLES_DIR / "roadscene_vis.png", SAMPLES_DIR / "roadscene_ir.png", SAMPLES_DIR / "roadscene_H.json"),
     "visnir": (SAMPLES_DIR / "visnir_vis.jpg", SAMPLES_DIR / "visnir_ir.jpg", SAMPLES_DIR / "visnir_H.json"),
 }
-SAMPLE_VIS, SAMPLE_IR, SAMPLE_H = SAMPLES["roadscene"]
 
 
 class RegistrationError(RuntimeError):

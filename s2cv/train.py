@@ -16,7 +16,7 @@ import math
 import os
 import time
 from pathlib import Path
-from typing import Iterator, Sequence
+from typing import Any, Iterator, Sequence
 
 import cv2
 import numpy as np
@@ -123,11 +123,12 @@ def validation_set(sources: list[tuple[str, Path]], n: int, seed: int) -> list[t
 
 
 @torch.no_grad()
-def validate(net: torch.nn.Module, items: list, device: str, k: int = 1024) -> dict[str, float]:
-    """Matching quality of the real inference path (S2NetFeature2D) on held-out pairs."""
+def validate(net: torch.nn.Module, items: list, device: str, k: int = 1024, **params: Any) -> dict[str, float]:
+    """Matching quality of the real inference path (S2NetFeature2D, detector ``params``) on
+    held-out pairs. ``net`` is not modified: the torch backend runs its own inference copy."""
     from .feature2d import S2NetFeature2D
 
-    det = S2NetFeature2D(net, backend="torch", device=device, nfeatures=k)
+    det = S2NetFeature2D(net, backend="torch", device=device, nfeatures=k, **params)
     res = []
     for _, a, b, H in items:
         ka, da = det.detectAndCompute(a, None)
@@ -135,7 +136,6 @@ def validate(net: torch.nn.Module, items: list, device: str, k: int = 1024) -> d
         pa = np.array([p.pt for p in ka]).reshape(-1, 2)
         pb = np.array([p.pt for p in kb]).reshape(-1, 2)
         res.append(score_pair(pa, da, pb, db, H, a.shape, b.shape, 3.0))
-    net.train()
     errors = np.array([r.corner_error for r in res])
     return {"val_ncm": float(np.mean([r.ncm for r in res])), "val_cmr": float(np.mean([r.cmr for r in res])),
             "val_reg5": float(np.mean(errors <= 5)), "val_nc": float(np.mean([r.nc for r in res]))}
@@ -239,7 +239,10 @@ def train(args: argparse.Namespace) -> Path:
         row = {"step": step, **{k: round(v, 5) for k, v in log.items()}, "lr": f"{lr:.3g}", "sec_per_step": round(dt, 3)}
         if writer is None:
             # A resumed run keeps the columns its log already has (λ or the schedule may differ).
-            header = (out / "train_log.csv").read_text().partition("\n")[0] if log_file.tell() else ""
+            header = ""
+            if log_file.tell():
+                with open(out / "train_log.csv") as f:
+                    header = f.readline().rstrip("\n")
             writer = csv.DictWriter(log_file, fieldnames=header.split(",") if header else list(row),
                                     extrasaction="ignore", restval="")
             if not header:

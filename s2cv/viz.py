@@ -112,13 +112,14 @@ def plot_training(run_dir: str | Path, path: str | Path | None = None, smooth: i
     FigureCanvasAgg(fig)
     ax_loss, ax_val = fig.add_subplot(1, 2, 1), fig.add_subplot(1, 2, 2)
     steps = np.array([int(r["step"]) for r in rows])
-    kernel = np.ones(max(1, min(smooth, len(rows)))) / max(1, min(smooth, len(rows)))
+    window = max(1, min(smooth, len(rows)))
+    kernel = np.full(window, 1.0 / window)
     for key in ("loss", "sl", "ssl_vis", "ssl_ir"):
         if rows and rows[0].get(key):
             values = np.array([float(r[key]) for r in rows])
-            ax_loss.plot(steps[len(kernel) - 1:], np.convolve(values, kernel, "valid"), label=key, lw=1)
+            ax_loss.plot(steps[window - 1:], np.convolve(values, kernel, "valid"), label=key, lw=1)
     ax_loss.set_xlabel("step")
-    ax_loss.set_ylabel(f"loss (mean of {len(kernel)} steps)")
+    ax_loss.set_ylabel(f"loss (mean of {window} steps)")
     ax_loss.grid(alpha=0.3)
     ax_loss.legend(fontsize=8)
     if rows and rows[0].get("lr"):
