@@ -92,6 +92,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     args.batch_size = args.batch_size or DEFAULT_BATCH[a]
     if args.ssl_weight < 0:
         p.error("--ssl-weight must be >= 0")
+    if args.lr_final is not None and not (math.isfinite(args.lr_final) and args.lr_final >= 0):
+        p.error("--lr-final must be a finite number >= 0")
     if args.pretrained and a != "d2net":
         p.error("--pretrained is for --arch d2net")
     return args
