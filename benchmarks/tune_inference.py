@@ -1,8 +1,9 @@
 """Check inference knobs on held-out *training* pairs (never the test split).
 
-Sweeps the NMS radius (validation NCM at K = 1024, as the trainer computes it) and the RANSAC threshold of
-``s2cv.register`` (corner error at K = 4096) on the validation pairs that
-``python -m s2cv.train`` holds out, each warped by its fixed random homography.
+On the validation pairs that ``python -m s2cv.train`` holds out (each warped by its fixed random
+homography) it sweeps: the map keypoints are ranked by (``keypoint_score`` in the model conf;
+NCM and ``s2cv.register`` corner error at K = 1024 and 4096), the NMS radius (NCM at K = 1024, as
+the trainer computes it) and the RANSAC threshold of ``s2cv.register`` (corner error at K = 4096).
 
     python benchmarks/tune_inference.py --model default \
         --data roadscene=../shared/data/roadscene --data visnir=../shared/data/visnir
@@ -12,13 +13,27 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+import cv2
 import numpy as np
+from torch import nn
 
-import s2cv
+from s2cv.feature2d import S2NetFeature2D
 from s2cv.metrics import corner_error
+from s2cv.models.common import KEYPOINT_SCORES
 from s2cv.register import register
 from s2cv.train import validate, validation_set
 from s2cv.zoo import load_model
+
+
+def registration(net: nn.Module, items: list, k: int, threshold: float = 3.0) -> str:
+    """Corner errors of ``s2cv.register`` with ``net`` at ``k`` keypoints, summarised."""
+    det = S2NetFeature2D(net, nfeatures=k)
+    errors = []
+    for _, a, b, H in items:
+        res = register(a, b, det, ransac_threshold=threshold)  # res.H: b -> a; H: a -> b
+        errors.append(corner_error(None if res.H is None else np.linalg.inv(res.H), H, a.shape))
+    e = np.array(errors)
+    return f"median corner error {np.median(e):.1f} px, <= 5 px {np.mean(e <= 5):.0%}, <= 10 px {np.mean(e <= 10):.0%}"
 
 
 def main() -> None:
@@ -27,22 +42,23 @@ def main() -> None:
     p.add_argument("--data", action="append", required=True, metavar="KIND=PATH")
     p.add_argument("--val-pairs", type=int, default=12)
     args = p.parse_args()
+    cv2.setRNGSeed(0)  # MAGSAC's sampling
     sources = [(kind, Path(path)) for kind, _, path in (d.partition("=") for d in args.data)]
     items = validation_set(sources, args.val_pairs, seed=0)
     print(f"{len(items)} validation pairs, model {args.model}")
     net, _ = load_model(args.model)
+    shipped = net.conf.get("keypoint_score")
+    for mode in KEYPOINT_SCORES if shipped is not None else ():
+        net.conf["keypoint_score"] = mode
+        for k in (1024, 4096):
+            ncm = validate(net, items, "cpu", k=k)["val_ncm"]
+            print(f"keypoint_score {mode}, K={k}: NCM {ncm:.2f}; {registration(net, items, k)}", flush=True)
+    net.conf["keypoint_score"] = shipped
     for radius in (2, 3, 4):
         ncm = validate(net, items, "cpu", k=1024, nms_radius=radius)["val_ncm"]
         print(f"nms_radius {radius}: NCM@1024 {ncm:.2f}", flush=True)
-    det = s2cv.S2Net_create(model=args.model, nfeatures=4096)
     for threshold in (2.0, 3.0, 5.0, 8.0):
-        errors = []
-        for _, a, b, H in items:
-            res = register(a, b, det, ransac_threshold=threshold)  # res.H: b -> a; H: a -> b
-            errors.append(corner_error(None if res.H is None else np.linalg.inv(res.H), H, a.shape))
-        e = np.array(errors)
-        print(f"ransac_threshold {threshold:g}: median corner error {np.median(e):.1f} px, "
-              f"<= 5 px {np.mean(e <= 5):.0%}, <= 10 px {np.mean(e <= 10):.0%}", flush=True)
+        print(f"ransac_threshold {threshold:g}: {registration(net, items, 4096, threshold)}", flush=True)
 
 
 if __name__ == "__main__":

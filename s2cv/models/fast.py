@@ -11,11 +11,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .common import conv_bn_relu, l2_normalize, normalize_image, squash
+from .common import check_keypoint_score, conv_bn_relu, keypoint_score, l2_normalize, normalize_image, squash
 
 default_conf = {
     "descriptor_dim": 128,   # output descriptor length
     "width": 32,             # channels at 1/4 resolution; 1/8 uses twice as many
+    "keypoint_score": "product",  # what ranks keypoints: R2D2's "product" or "reliability"
 }
 
 
@@ -33,6 +34,7 @@ class S2Fast(nn.Module):
         super().__init__()
         self.conf = {**default_conf, **conf}
         c, d = self.conf["width"], self.conf["descriptor_dim"]
+        check_keypoint_score(self.conf["keypoint_score"])
         self.descriptor_dim = d
         self.stem = nn.Sequential(conv_bn_relu(1, 8), conv_bn_relu(8, 16, stride=2))
         self.block4 = nn.Sequential(conv_bn_relu(16, c, stride=2), conv_bn_relu(c, c))
@@ -54,4 +56,5 @@ class S2Fast(nn.Module):
         desc = l2_normalize(self.desc_head(f))
         rep, rel = F.pixel_shuffle(self.score_head(f), 4).split(1, dim=1)
         rep, rel = squash(rep), squash(rel)
-        return {"descriptors": desc, "repeatability": rep, "reliability": rel, "scores": rep * rel}
+        scores = keypoint_score(rep, rel, self.conf["keypoint_score"])
+        return {"descriptors": desc, "repeatability": rep, "reliability": rel, "scores": scores}

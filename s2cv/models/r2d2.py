@@ -10,9 +10,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .common import l2_normalize, normalize_image, squash
+from .common import check_keypoint_score, keypoint_score, l2_normalize, normalize_image, squash
 
-default_conf = {"descriptor_dim": 128}
+default_conf = {"descriptor_dim": 128, "keypoint_score": "product"}
 
 
 def _conv(cin: int, cout: int, kernel: int = 3, dilation: int = 1, last: bool = False) -> list[nn.Module]:
@@ -34,6 +34,7 @@ class R2D2(nn.Module):
         super().__init__()
         self.conf = {**default_conf, **conf}
         d = self.conf["descriptor_dim"]
+        check_keypoint_score(self.conf["keypoint_score"])
         self.descriptor_dim = d
         self.body = nn.Sequential(
             *_conv(1, 32), *_conv(32, 32),
@@ -52,4 +53,5 @@ class R2D2(nn.Module):
         sq = x * x
         rel = F.softmax(self.clf(sq), dim=1)[:, 1:2]
         rep = squash(self.sal(sq))
-        return {"descriptors": l2_normalize(x), "repeatability": rep, "reliability": rel, "scores": rep * rel}
+        scores = keypoint_score(rep, rel, self.conf["keypoint_score"])
+        return {"descriptors": l2_normalize(x), "repeatability": rep, "reliability": rel, "scores": scores}
