@@ -92,12 +92,15 @@ def file_sha256(path: str | Path) -> str:
 
 
 def weights_sha256(net: nn.Module) -> str:
-    """Digest of the state dict (names, dtypes, shapes, values).
+    """Digest of the state dict (names, dtypes, shapes, values) and of the model conf.
 
     Why not the checkpoint file hash alone: in-memory nets have no file, and the same weights
     re-saved (new metadata, other torch version) must still match their ONNX file and engine.
+    The conf is included because it changes the outputs too (``keypoint_score``): the same
+    weights with another conf must not reuse a cached ONNX file or engine.
     """
     digest = hashlib.sha256()
+    digest.update(json.dumps(getattr(net, "conf", {}), sort_keys=True, default=str).encode())
     for name, tensor in net.state_dict().items():
         t = tensor.detach().cpu().contiguous()
         digest.update(f"{name}|{t.dtype}|{tuple(t.shape)}|".encode())

@@ -5,6 +5,7 @@ export has to reproduce PyTorch whatever the weights are.
 """
 from __future__ import annotations
 
+import copy
 import json
 
 import numpy as np
@@ -249,3 +250,12 @@ def test_synthetic_image_is_deterministic_and_textured():
     a, b = ex.synthetic_image(120, 160, seed=1), ex.synthetic_image(120, 160, seed=1)
     assert a.dtype == np.uint8 and a.shape == (120, 160) and np.array_equal(a, b)
     assert a.std() > 20 and not np.array_equal(a, ex.synthetic_image(120, 160, seed=2))
+
+
+def test_digest_covers_the_conf_that_changes_outputs():
+    # Same weights, other keypoint ranking: a cached ONNX file/engine must not be reused.
+    a = build_model("fast", keypoint_score="product")
+    b = build_model("fast", keypoint_score="reliability")
+    b.load_state_dict(a.state_dict())
+    assert ex.weights_sha256(a) != ex.weights_sha256(b)
+    assert ex.weights_sha256(a) == ex.weights_sha256(copy.deepcopy(a))
