@@ -19,7 +19,7 @@ FORMAT = "s2cv/1"
 WEIGHTS_DIR = Path(__file__).parent / "weights"
 ZOO: dict[str, str] = {
     "default": "s2fast-vis-ir-nir.pt",   # visible <-> thermal and <-> NIR (RoadScene + VIS-NIR)
-    "vis-ir": "s2fast-vis-ir.pt",         # the default fine-tuned on RoadScene (visible <-> thermal)
+    "vis-ir": "s2fast-vis-ir.pt",         # stage 1 of the default fine-tuned on RoadScene (visible <-> thermal)
 }
 
 

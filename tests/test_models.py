@@ -28,6 +28,10 @@ def test_default_ranking_is_the_product(arch):
 def test_unknown_keypoint_score_is_refused(arch):
     with pytest.raises(ValueError, match="keypoint_score"):
         build_model(arch, keypoint_score="repeatability")
+    net = build_model(arch).eval()
+    net.conf["keypoint_score"] = "reliabilty"  # edited after construction: still refused, no silent product
+    with pytest.raises(ValueError, match="keypoint_score"), torch.no_grad():
+        net(torch.rand(1, 1, 32, 32))
 
 
 def test_checkpoint_conf_keeps_the_ranking(tmp_path):

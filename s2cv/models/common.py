@@ -62,7 +62,9 @@ def keypoint_score(repeatability: torch.Tensor, reliability: torch.Tensor, mode:
     ``"product"`` is R2D2's repeatability x reliability and the default. ``"reliability"`` ranks
     by predicted matchability alone: on the validation pairs it finds 1.6x the correct matches at
     K = 1024 but clusters them, and registers fewer pairs (benchmarks/tune_inference.py).
+    Checked here as well as at construction: a conf edited afterwards must not fall back silently.
     """
+    check_keypoint_score(mode)
     return reliability if mode == "reliability" else repeatability * reliability
 
 
