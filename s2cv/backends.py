@@ -84,12 +84,17 @@ BACKENDS: dict[str, str] = {
     "onnxruntime": "s2cv.backend_onnx:make_onnx",
     "tensorrt": "s2cv.backend_trt:make_tensorrt",
 }
-# backend="auto": TensorRT when a GPU and an engine are there, else torch (fastest on CPU here).
-AUTO_ORDER = ("tensorrt", "torch")
+# backend="auto" tries these in order: TensorRT when a GPU and an engine are there, onnxruntime
+# on CPU when a prebuilt graph is (faster than eager torch there), else torch.
+AUTO_ORDER: tuple[tuple[str, str], ...] = (
+    ("tensorrt", "s2cv.backend_trt:make_tensorrt"),
+    ("onnxruntime", "s2cv.backend_onnx:make_auto_onnx"),
+    ("torch", "s2cv.backends:make_torch"),
+)
 
 
-def _factory(name: str):
-    module, func = BACKENDS[name].split(":")
+def _factory(spec: str):
+    module, func = spec.split(":")
     return getattr(importlib.import_module(module), func)
 
 
@@ -97,13 +102,12 @@ def make_backend(name: str, net: nn.Module, meta: dict[str, Any], device: str = 
     """Build a backend by name; ``auto`` picks the fastest one that works here."""
     if name == "auto":
         errors = []
-        for candidate in AUTO_ORDER:
-            if candidate in BACKENDS:
-                try:
-                    return _factory(candidate)(net, meta, device)
-                except (ImportError, RuntimeError, FileNotFoundError) as exc:
-                    errors.append(f"{candidate}: {exc}")
+        for candidate, spec in AUTO_ORDER:
+            try:
+                return _factory(spec)(net, meta, device)
+            except (ImportError, RuntimeError, FileNotFoundError) as exc:
+                errors.append(f"{candidate}: {exc}")
         raise RuntimeError("no inference backend could be created: " + "; ".join(errors))
     if name not in BACKENDS:
         raise ValueError(f"unknown backend {name!r}; expected 'auto' or one of {sorted(BACKENDS)}")
-    return _factory(name)(net, meta, device)
+    return _factory(BACKENDS[name])(net, meta, device)
