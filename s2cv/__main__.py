@@ -61,6 +61,12 @@ def info() -> int:
         module = target.split(":")[0]
         ok = _available(module) and _available(needs.get(name, name))
         print(f"backend {name:<12} {'available' if ok else 'not available'}")
+    if "default" in s2cv.available_models():
+        try:
+            picked = s2cv.S2Net_create()._net_backend.name
+        except Exception as exc:  # info reports, it never fails
+            picked = f"nothing ({type(exc).__name__}: {exc})"
+        print(f"S2Net_create() runs on: {picked}")
     print(f"s2cv._C       {_extension('s2cv._C')}")
     print(f"s2cv._C_cuda  {_extension('s2cv._C_cuda')}")
     print(f"CUDA device   {torch.cuda.get_device_name(0) if torch.cuda.is_available() else 'none visible to torch'}")

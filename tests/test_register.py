@@ -331,6 +331,9 @@ def test_main_dispatch(capsys):
     assert cli_main(["info"]) == 0
     out = capsys.readouterr().out
     assert s2cv.__version__ in out and "s2cv._C" in out and "zoo models" in out
+    if "default" in s2cv.available_models():
+        on_cpu = not torch.cuda.is_available()
+        assert "S2Net_create() runs on: " + ("onnxruntime" if on_cpu else "") in out
     assert cli_main([]) == 2
     assert cli_main(["--help"]) == 0 and "register" in capsys.readouterr().out
     assert cli_main(["--version"]) == 0 and s2cv.__version__ in capsys.readouterr().out
