@@ -529,8 +529,11 @@ def test_bad_weight_files(tmp_path):
 # ---------------------------------------------------------------- threads
 
 
-def test_thread_safety():
-    d = make_detector(nfeatures=300)
+@pytest.mark.parametrize("which", ["torch", "shipped default"])
+def test_thread_safety(which):
+    if which == "shipped default" and "default" not in s2cv.available_models():
+        pytest.skip("no default model shipped")
+    d = make_detector(nfeatures=300) if which == "torch" else s2cv.S2Net_create(nfeatures=300, device="cpu")
     images = [textured(96 + 8 * i, 128 - 8 * i, seed=10 + i) for i in range(4)]
     serial = [d.detectAndCompute(im, None) for im in images]
     with ThreadPoolExecutor(4) as pool:
