@@ -3,8 +3,8 @@
 On the validation pairs that ``python -m s2cv.train`` holds out (each warped by its fixed random
 homography) it sweeps: the map keypoints are ranked by (``keypoint_score`` in the model conf;
 NCM and ``s2cv.register`` corner error at K = 1024 and 4096), the NMS radius (NCM at K = 1024, as
-the trainer computes it), the RANSAC threshold of ``s2cv.register`` (corner error at K = 4096) and
-multi-scale detection (NCM and corner error at K = 1024 and 4096).
+the trainer computes it), the RANSAC threshold and Lowe's ratio test of ``s2cv.register`` (corner
+error at K = 4096) and multi-scale detection (NCM and corner error at K = 1024 and 4096).
 
     python benchmarks/tune_inference.py --model default \
         --data roadscene=../shared/data/roadscene --data visnir=../shared/data/visnir
@@ -26,12 +26,13 @@ from s2cv.train import validate, validation_set
 from s2cv.zoo import load_model
 
 
-def registration(net: nn.Module, items: list, k: int, threshold: float = 3.0, **params) -> str:
+def registration(net: nn.Module, items: list, k: int, threshold: float = 3.0, ratio: float | None = None,
+                 **params) -> str:
     """Corner errors of ``s2cv.register`` with ``net`` at ``k`` keypoints (detector ``params``), summarised."""
     det = S2NetFeature2D(net, backend="torch", nfeatures=k, **params)
     errors = []
     for _, a, b, H in items:
-        res = register(a, b, det, ransac_threshold=threshold)  # res.H: b -> a; H: a -> b
+        res = register(a, b, det, ransac_threshold=threshold, ratio=ratio)  # res.H: b -> a; H: a -> b
         errors.append(corner_error(None if res.H is None else np.linalg.inv(res.H), H, a.shape))
     e = np.array(errors)
     return f"median corner error {np.median(e):.1f} px, <= 5 px {np.mean(e <= 5):.0%}, <= 10 px {np.mean(e <= 10):.0%}"
@@ -60,6 +61,9 @@ def main() -> None:
         print(f"nms_radius {radius}: NCM@1024 {ncm:.2f}", flush=True)
     for threshold in (2.0, 3.0, 5.0, 8.0):
         print(f"ransac_threshold {threshold:g}: {registration(net, items, 4096, threshold)}", flush=True)
+    for ratio in (0.95, 0.9, 0.85):
+        print(f"ratio test {ratio:g} (on top of mutual NN), K=4096: {registration(net, items, 4096, ratio=ratio)}",
+              flush=True)
     for k in (1024, 4096):
         ncm = validate(net, items, "cpu", k=k, multiscale=True)["val_ncm"]
         print(f"multiscale (scales 1, 0.71, 0.5), K={k}: NCM {ncm:.2f}; "
