@@ -8,8 +8,8 @@ sha256 (weights digest for in-memory nets) so it runs once per model. Nothing is
 beside installed files. CUDA execution provider when onnxruntime has one and the device allows
 it, else CPU.
 
-``backend="auto"`` takes onnxruntime on CPU when a prebuilt graph is at hand (1.2x SIFT's speed
-at 640x480 against 0.9x for eager torch, docs/results.md) and never exports on the fly.
+``backend="auto"`` takes onnxruntime on CPU when a prebuilt graph is at hand (1.1-1.2x SIFT's
+speed at 640x480 against 0.9-1.0x for eager torch, docs/results.md) and never exports on the fly.
 """
 from __future__ import annotations
 
@@ -98,11 +98,14 @@ def cached_onnx(net: nn.Module, meta: dict[str, Any]) -> Path:
 
 
 def prebuilt_onnx(meta: dict[str, Any]) -> Path | None:
-    """``<checkpoint stem>.onnx`` beside the checkpoint, if it was exported from that checkpoint.
+    """The graph at hand without exporting: ``meta["onnx"]`` (an ``.onnx`` passed as the model),
+    else ``<checkpoint stem>.onnx`` beside the checkpoint if it was exported from that checkpoint.
 
     A graph from other weights (left behind after retraining) would give another model's
     keypoints, so it is skipped with a warning saying how to re-export it.
     """
+    if meta.get("onnx"):
+        return Path(meta["onnx"])
     source = meta.get("path")
     if not source:
         return None
@@ -111,7 +114,7 @@ def prebuilt_onnx(meta: dict[str, Any]) -> Path | None:
         return None
     try:
         recorded = read_onnx_metadata(path)["source_sha256"]
-    except Exception as exc:  # onnx raises several types for corrupt files
+    except ValueError as exc:  # corrupt, or not an s2cv export
         warnings.warn(f"ignoring {path}: not a readable s2cv ONNX export ({type(exc).__name__}: {exc})",
                       stacklevel=3)
         return None
@@ -133,7 +136,7 @@ def _require_onnxruntime() -> None:
 def make_onnx(net: nn.Module | None, meta: dict[str, Any], device: str) -> OnnxRuntimeBackend:
     """Backend factory (see ``s2cv.backends.BACKENDS``): a prebuilt graph, else a cached export."""
     _require_onnxruntime()
-    path = meta.get("onnx") or prebuilt_onnx(meta)
+    path = prebuilt_onnx(meta)
     if path:
         return OnnxRuntimeBackend(path, device)
     if net is None:
@@ -147,7 +150,7 @@ def make_auto_onnx(net: nn.Module | None, meta: dict[str, Any], device: str) -> 
     _require_onnxruntime()
     if resolve_device(device).type != "cpu":
         raise RuntimeError("backend='auto' uses onnxruntime on CPU only")
-    path = meta.get("onnx") or prebuilt_onnx(meta)
+    path = prebuilt_onnx(meta)
     if not path:
         raise FileNotFoundError("no prebuilt ONNX graph beside the checkpoint (export one with "
                                 "`python -m s2cv.export MODEL -o MODEL_STEM.onnx`)")

@@ -87,9 +87,9 @@ BACKENDS: dict[str, str] = {
 # backend="auto" tries these in order: TensorRT when a GPU and an engine are there, onnxruntime
 # on CPU when a prebuilt graph is (faster than eager torch there), else torch.
 AUTO_ORDER: tuple[tuple[str, str], ...] = (
-    ("tensorrt", "s2cv.backend_trt:make_tensorrt"),
-    ("onnxruntime", "s2cv.backend_onnx:make_auto_onnx"),
-    ("torch", "s2cv.backends:make_torch"),
+    ("tensorrt", BACKENDS["tensorrt"]),
+    ("onnxruntime", "s2cv.backend_onnx:make_auto_onnx"),  # prebuilt graph and CPU only
+    ("torch", BACKENDS["torch"]),
 )
 
 

@@ -389,7 +389,10 @@ def read_onnx_metadata(path: str | Path) -> dict[str, Any]:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"ONNX model {path} does not exist")
-    model = onnx.load(str(path), load_external_data=False)
+    try:
+        model = onnx.load(str(path), load_external_data=False)
+    except Exception as exc:  # protobuf's DecodeError and friends for truncated or foreign files
+        raise ValueError(f"cannot read ONNX model {path}: {type(exc).__name__}: {exc}") from exc
     props = {p.key: p.value for p in model.metadata_props}
     missing = [k for k in ("s2cv.arch", "s2cv.stride", "s2cv.pad_multiple", "s2cv.descriptor_dim") if k not in props]
     if missing:

@@ -177,6 +177,15 @@ def test_non_s2cv_onnx_is_rejected(tmp_path):
         make_onnx(None, {"onnx": str(path)}, "cpu")
 
 
+def test_corrupt_onnx_is_a_clear_error_and_a_corrupt_sibling_is_skipped(tmp_path):
+    (tmp_path / "m.onnx").write_bytes(b"\x08garbage, not protobuf")
+    with pytest.raises(ValueError, match="cannot read ONNX model"):
+        s2cv.S2Net_create(model=str(tmp_path / "m.onnx"), device="cpu")
+    save_checkpoint(tmp_path / "m.pt", fast_net(seed=1), "fast")
+    with pytest.warns(UserWarning, match="not a readable s2cv ONNX export"):
+        assert s2cv.S2NetFeature2D(str(tmp_path / "m.pt"), device="cpu")._net_backend.name == "torch"
+
+
 # ----------------------------------------------------------------------------- backend
 def test_prebuilt_onnx_backend(net, exported):
     _, path = exported

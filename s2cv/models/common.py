@@ -67,7 +67,7 @@ def keypoint_score(repeatability: torch.Tensor, reliability: torch.Tensor, mode:
     """The map keypoints are ranked by.
 
     ``"product"`` is R2D2's repeatability x reliability and the default. ``"reliability"`` ranks
-    by predicted matchability alone: on the validation pairs it finds 1.6x the correct matches at
+    by predicted matchability alone: on the validation pairs it finds more correct matches at
     K = 1024 but clusters them, and registers fewer pairs (benchmarks/tune_inference.py).
     Checked here as well as at construction: a conf edited afterwards must not fall back silently.
     """
