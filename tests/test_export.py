@@ -246,7 +246,7 @@ def test_onnxruntime_feature2d_matches_torch(tmp_path, monkeypatch):
 
 @pytest.mark.filterwarnings("ignore::DeprecationWarning")  # the legacy exporter, as s2cv.export uses
 def test_standardisation_stays_exact_in_onnxruntime():
-    """One ReduceMean over a 640x480 image loses ~1e-4 in ONNX Runtime (scores moved by 5e-3)."""
+    """One ReduceMean over a 640x480 image loses accuracy in ONNX Runtime (scores moved by > 1e-3)."""
     from s2cv.models.common import normalize_image
 
     class Standardise(torch.nn.Module):
