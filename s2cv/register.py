@@ -194,6 +194,18 @@ def _fit(src: np.ndarray, dst: np.ndarray, transform: str, threshold: float
     return M.astype(np.float64), inliers
 
 
+def _check_options(transform: str, ratio: float | None, ransac_threshold: float, min_inliers: int) -> None:
+    if transform not in TRANSFORMS:
+        raise ValueError(f"transform must be one of {TRANSFORMS}, got {transform!r}")
+    if ratio is not None and not (0.0 < ratio <= 1.0):
+        raise ValueError(f"ratio must be in (0, 1], got {ratio!r}")
+    if not (ransac_threshold > 0 and math.isfinite(ransac_threshold)):
+        raise ValueError(f"ransac_threshold must be a positive number, got {ransac_threshold!r}")
+    if int(min_inliers) != min_inliers or min_inliers < MIN_POINTS[transform]:
+        raise ValueError(f"min_inliers must be an integer >= {MIN_POINTS[transform]} for {transform}, "
+                         f"got {min_inliers!r}")
+
+
 def register(
     vis: np.ndarray | str | Path,
     ir: np.ndarray | str | Path,
@@ -214,15 +226,7 @@ def register(
     nearest neighbours under ``detector.defaultNorm()``; ``ratio`` adds Lowe's ratio test.
     Failure to register is not an exception: check ``result.success`` / ``result.message``.
     """
-    if transform not in TRANSFORMS:
-        raise ValueError(f"transform must be one of {TRANSFORMS}, got {transform!r}")
-    if ratio is not None and not (0.0 < ratio <= 1.0):
-        raise ValueError(f"ratio must be in (0, 1], got {ratio!r}")
-    if not (ransac_threshold > 0 and math.isfinite(ransac_threshold)):
-        raise ValueError(f"ransac_threshold must be a positive number, got {ransac_threshold!r}")
-    if int(min_inliers) != min_inliers or min_inliers < MIN_POINTS[transform]:
-        raise ValueError(f"min_inliers must be an integer >= {MIN_POINTS[transform]} for {transform}, "
-                         f"got {min_inliers!r}")
+    _check_options(transform, ratio, ransac_threshold, min_inliers)
     vis_img = read_image(vis) if isinstance(vis, (str, Path)) else vis
     ir_img = read_image(ir) if isinstance(ir, (str, Path)) else ir
     timings: dict[str, float] = {}
@@ -242,9 +246,32 @@ def register(
     t = time.perf_counter()
     kp_ir, desc_ir = detector.detectAndCompute(b, None)
     timings["detect_ir"] = (time.perf_counter() - t) * 1e3
+    result = register_features(kp_vis, desc_vis, kp_ir, desc_ir, norm=detector.defaultNorm(),
+                               vis_shape=np.asarray(vis_img).shape[:2], ratio=ratio, transform=transform,
+                               ransac_threshold=ransac_threshold, min_inliers=min_inliers)
+    result.timings = {**timings, **result.timings, "total": (time.perf_counter() - t_start) * 1e3}
+    return result
 
+
+def register_features(
+    kp_vis: Sequence[cv2.KeyPoint],
+    desc_vis: np.ndarray | None,
+    kp_ir: Sequence[cv2.KeyPoint],
+    desc_ir: np.ndarray | None,
+    *,
+    norm: int,
+    vis_shape: tuple[int, ...],
+    ratio: float | None = None,
+    transform: str = "homography",
+    ransac_threshold: float = 3.0,
+    min_inliers: int = 12,
+) -> RegistrationResult:
+    """``register``'s match -> robust fit on features already computed (``norm``: the
+    detector's ``defaultNorm()``), so one detection can serve several fitting settings."""
+    _check_options(transform, ratio, ransac_threshold, min_inliers)
+    timings: dict[str, float] = {}
     t = time.perf_counter()
-    matches = _match(desc_vis, desc_ir, detector.defaultNorm(), ratio)
+    matches = _match(desc_vis, desc_ir, norm, ratio)
     timings["match"] = (time.perf_counter() - t) * 1e3
 
     t = time.perf_counter()
@@ -252,7 +279,6 @@ def register(
     pts_ir = np.float32([kp_ir[m.trainIdx].pt for m in matches]).reshape(-1, 2)
     H, inliers = _fit(pts_ir, pts_vis, transform, ransac_threshold)
     timings["fit"] = (time.perf_counter() - t) * 1e3
-    timings["total"] = (time.perf_counter() - t_start) * 1e3
 
     n_in = int(inliers.sum())
     if H is None:
@@ -265,7 +291,7 @@ def register(
         message = ""
     return RegistrationResult(
         H=H, success=not message, transform=transform, keypoints_vis=tuple(kp_vis), keypoints_ir=tuple(kp_ir),
-        matches=matches, inlier_mask=inliers, vis_shape=tuple(np.asarray(vis_img).shape[:2]),
+        matches=matches, inlier_mask=inliers, vis_shape=tuple(vis_shape[:2]),
         timings=timings, message=message,
     )
 

@@ -83,6 +83,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--init", default=None, metavar="MODEL",
                    help="start from the weights of an s2cv checkpoint or zoo name (fine-tuning; fresh optimiser "
                         "and step count), e.g. --init default to specialise the shipped model")
+    p.add_argument("--width", type=int, default=None,
+                   help="fast only: channels at 1/4 resolution (model default 32); with --init from a narrower "
+                        "model, that model is widened to this width without changing its output (S2Fast.widened)")
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0 = torch default)")
     args = p.parse_args(argv)
     a = args.arch
@@ -96,6 +99,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         p.error("--lr-final must be a finite number >= 0")
     if args.pretrained and a != "d2net":
         p.error("--pretrained is for --arch d2net")
+    if args.width is not None and (a != "fast" or args.width < 1):
+        p.error("--width takes a positive channel count, for --arch fast")
     return args
 
 
@@ -131,10 +136,14 @@ def validate(net: torch.nn.Module, items: list, device: str, k: int = 1024, **pa
     from .feature2d import S2NetFeature2D
 
     det = S2NetFeature2D(net, backend="torch", device=device, nfeatures=k, **params)
+    return validation_metrics(items, [(det.detectAndCompute(a, None), det.detectAndCompute(b, None))
+                                      for _, a, b, _ in items])
+
+
+def validation_metrics(items: list, features: list) -> dict[str, float]:
+    """NCM, CMR, NC and share registered within 5 px from ((kp_a, desc_a), (kp_b, desc_b)) per item."""
     res = []
-    for _, a, b, H in items:
-        ka, da = det.detectAndCompute(a, None)
-        kb, db = det.detectAndCompute(b, None)
+    for (_, a, b, H), ((ka, da), (kb, db)) in zip(items, features, strict=True):
         pa = np.array([p.pt for p in ka]).reshape(-1, 2)
         pb = np.array([p.pt for p in kb]).reshape(-1, 2)
         res.append(score_pair(pa, da, pb, db, H, a.shape, b.shape, 3.0))
@@ -175,15 +184,19 @@ def train(args: argparse.Namespace) -> Path:
     steps = args.steps or math.ceil((args.epochs or 25) * n_pairs / (args.batch_size * world))
     dataset = S2PairDataset(groups, crop=args.crop, seed=args.seed)
 
-    net = build_model(args.arch).to(device)
+    conf = {} if args.width is None else {"width": args.width}
+    if args.init:
+        net, init_meta = load_model(args.init)
+        if init_meta["arch"] != args.arch:
+            raise ValueError(f"--init {args.init} is a {init_meta['arch']} model, not --arch {args.arch}")
+        if args.width is not None and args.width != net.conf["width"]:
+            net = net.widened(args.width, seed=args.seed)
+    else:
+        net = build_model(args.arch, **conf)
+    net = net.to(device)
     if args.pretrained:
         from .models.d2net import load_vgg16
         load_vgg16(net, args.pretrained)
-    if args.init:
-        init_net, init_meta = load_model(args.init)
-        if init_meta["arch"] != args.arch:
-            raise ValueError(f"--init {args.init} is a {init_meta['arch']} model, not --arch {args.arch}")
-        net.load_state_dict(init_net.state_dict())
     criterion = S2Loss(net.loss, args.ssl_weight).to(device)
     optimizer = torch.optim.Adam(net.parameters(), lr=args.lr, weight_decay=args.weight_decay)
     start, best, elapsed = 0, -1.0, 0.0

@@ -1,4 +1,4 @@
-"""Network outputs that inference relies on: which map ranks keypoints."""
+"""Network outputs that inference relies on: which map ranks keypoints; widening keeps them."""
 import pytest
 import torch
 
@@ -39,3 +39,33 @@ def test_checkpoint_conf_keeps_the_ranking(tmp_path):
     save_checkpoint(tmp_path / "m.pt", net, "fast")
     loaded, _ = load_model(tmp_path / "m.pt")
     assert loaded.conf["keypoint_score"] == "reliability"
+
+
+@pytest.mark.parametrize("width", [32, 40, 64])
+def test_widened_fast_net_computes_the_same_maps(width):
+    """Net2WiderNet start for a wider model: same outputs in eval and train mode, more channels,
+    and copies of a channel that are not identical (else training could never tell them apart)."""
+    torch.manual_seed(0)
+    net = build_model("fast")
+    with torch.no_grad():  # non-trivial BatchNorm statistics and a trained-looking head
+        for m in net.modules():
+            if isinstance(m, torch.nn.BatchNorm2d):
+                m.running_mean.uniform_(-0.5, 0.5), m.running_var.uniform_(0.5, 2), m.weight.uniform_(0.5, 1.5)
+    wide = net.widened(width, seed=1)
+    assert wide.conf["width"] == width and wide.block4[1][0].weight.shape == (width, width, 3, 3)
+    x = torch.rand(2, 1, 40, 56)
+    for mode in (False, True):
+        net.train(mode), wide.train(mode)
+        with torch.no_grad():
+            a, b = net(x), wide(x)
+        for key in a:
+            torch.testing.assert_close(b[key], a[key], atol=1e-5, rtol=1e-4)
+    if width > 32:
+        w = wide.block4[1][0].weight  # consumer of block4[0]: a copied input channel gets its own share
+        copies = [j for j in range(32, width) if torch.equal(wide.block4[0][0].weight[j], net.block4[0][0].weight[0])]
+        assert all(not torch.equal(w[:, j], w[:, 0]) for j in copies)
+
+
+def test_widened_refuses_to_narrow():
+    with pytest.raises(ValueError, match="only adds channels"):
+        build_model("fast", width=32).widened(16)

@@ -71,6 +71,24 @@ def test_sift_recovers_known_homography(pair):
     assert summary["inliers"] == result.num_inliers and summary["success"]
 
 
+def test_register_features_reuses_one_detection(pair):
+    """The match -> fit half of register() on given features gives register()'s answer, and
+    refuses bad options the same way."""
+    vis, ir = pair
+    sift = cv2.SIFT_create(2000)
+    cv2.setRNGSeed(0)
+    whole = reg.register(vis, ir, sift)
+    kv, dv = sift.detectAndCompute(vis, None)
+    ki, di = sift.detectAndCompute(ir, None)
+    cv2.setRNGSeed(0)
+    part = reg.register_features(kv, dv, ki, di, norm=sift.defaultNorm(), vis_shape=vis.shape)
+    assert part.success and part.num_matches == whole.num_matches and part.vis_shape == whole.vis_shape
+    np.testing.assert_allclose(part.H, whole.H, atol=1e-6)
+    assert error_vs_truth(part) < 1.0 and {"match", "fit"} <= set(part.timings)
+    with pytest.raises(ValueError, match="ransac_threshold"):
+        reg.register_features(kv, dv, ki, di, norm=sift.defaultNorm(), vis_shape=vis.shape, ransac_threshold=0)
+
+
 def test_direction_is_ir_to_vis(pair):
     """H maps IR pixels onto the visible image: the warped IR lines up with the visible one."""
     vis, ir = pair

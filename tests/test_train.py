@@ -76,6 +76,11 @@ def test_init_fine_tunes_from_a_checkpoint(tmp_path):
     # lr 0: the convolution weights are exactly the initial ones (BN running stats still move).
     assert torch.equal(tuned["state_dict"]["desc_head.weight"], first["desc_head.weight"])
     assert "lr" in (tmp_path / "b" / "train_log.csv").read_text().partition("\n")[0].split(",")
+    # --width widens the --init model (S2Fast.widened; its outputs are checked in test_models).
+    assert main(common + ["--steps", "1", "--lr", "0", "--width", "40", "--out", str(tmp_path / "w"),
+                          "--init", str(tmp_path / "a" / "last.pt")]) == 0
+    wide = read_checkpoint(tmp_path / "w" / "last.pt")
+    assert wide["conf"]["width"] == 40 and wide["state_dict"]["block4.1.0.weight"].shape[:2] == (40, 40)
     with pytest.raises(ValueError, match="not --arch"):
         main(common + ["--steps", "1", "--arch", "r2d2", "--out", str(tmp_path / "c"),
                        "--init", str(tmp_path / "a" / "last.pt")])

@@ -58,3 +58,50 @@ class S2Fast(nn.Module):
         rep, rel = squash(rep), squash(rel)
         scores = keypoint_score(rep, rel, self.conf["keypoint_score"])
         return {"descriptors": desc, "repeatability": rep, "reliability": rel, "scores": scores}
+
+    @torch.no_grad()
+    def widened(self, width: int, seed: int = 0) -> S2Fast:
+        """A copy with ``width`` channels at 1/4 resolution (2x at 1/8) that computes the same maps.
+
+        Why: training a wider network from scratch costs hours on a CPU; starting it from a trained
+        narrow one (Net2WiderNet, Chen et al. 2016) keeps what was learned. Each new channel copies
+        a random old one (filter and BatchNorm); a consumer's weights on a copied channel are split
+        among the copies with random positive shares, so the sum (the function) is unchanged while
+        the copies get different gradients and can diverge in training.
+        """
+        c = self.conf["width"]
+        if width < c:
+            raise ValueError(f"widened() only adds channels: width {width} < the current {c}")
+        g = torch.Generator().manual_seed(seed)
+
+        def mapping(old: int) -> tuple[torch.Tensor, torch.Tensor]:
+            """Source channel of each widened channel, and the share of its consumers' weight."""
+            new = old * width // c
+            src = torch.cat([torch.arange(old), torch.randint(old, (new - old,), generator=g)])
+            share = torch.rand(new, generator=g) + 0.5
+            return src, share / torch.zeros(old).index_add_(0, src, share)[src]
+
+        def weight(old: torch.Tensor, out: torch.Tensor | None, inp: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
+            w = old if out is None else old[out]
+            return w[:, inp[0]] * inp[1].view(1, -1, 1, 1).to(w)
+
+        def block(dst: nn.Sequential, src: nn.Sequential, inp: tuple | None, out: tuple) -> None:
+            dst[0].weight.copy_(src[0].weight[out[0]] if inp is None else weight(src[0].weight, out[0], inp))
+            for name in ("weight", "bias", "running_mean", "running_var"):
+                getattr(dst[1], name).copy_(getattr(src[1], name)[out[0]])
+            dst[1].num_batches_tracked.copy_(src[1].num_batches_tracked)
+
+        wide = S2Fast(**{**self.conf, "width": width}).to(next(self.parameters()).device)
+        wide.stem.load_state_dict(self.stem.state_dict())
+        m4a, m4b, m8a, m8b, m8c, mf = (mapping(n) for n in (c, c, 2 * c, 2 * c, 2 * c, 2 * c))
+        block(wide.block4[0], self.block4[0], None, m4a)
+        block(wide.block4[1], self.block4[1], m4a, m4b)
+        block(wide.block8[0], self.block8[0], m4b, m8a)
+        block(wide.block8[1], self.block8[1], m8a, m8b)
+        block(wide.block8[2], self.block8[2], m8b, m8c)
+        # fuse reads [f4 | upsampled f8], each half widened with its own map.
+        block(wide.fuse, self.fuse, (torch.cat([m4b[0], c + m8c[0]]), torch.cat([m4b[1], m8c[1]])), mf)
+        for dst, src in ((wide.desc_head, self.desc_head), (wide.score_head, self.score_head)):
+            dst.weight.copy_(weight(src.weight, None, mf))
+            dst.bias.copy_(src.bias)
+        return wide
