@@ -99,6 +99,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         p.error("--lr-final must be a finite number >= 0")
     if args.pretrained and a != "d2net":
         p.error("--pretrained is for --arch d2net")
+    if args.pretrained and args.init:
+        p.error("--pretrained and --init both set the starting weights; give one")
     if args.width is not None and (a != "fast" or args.width < 1):
         p.error("--width takes a positive channel count, for --arch fast")
     return args
@@ -184,19 +186,18 @@ def train(args: argparse.Namespace) -> Path:
     steps = args.steps or math.ceil((args.epochs or 25) * n_pairs / (args.batch_size * world))
     dataset = S2PairDataset(groups, crop=args.crop, seed=args.seed)
 
-    conf = {} if args.width is None else {"width": args.width}
-    if args.init:
+    if args.init:  # the checkpoint's own conf (ranking map, width), widened on request
         net, init_meta = load_model(args.init)
         if init_meta["arch"] != args.arch:
             raise ValueError(f"--init {args.init} is a {init_meta['arch']} model, not --arch {args.arch}")
         if args.width is not None and args.width != net.conf["width"]:
             net = net.widened(args.width, seed=args.seed)
     else:
-        net = build_model(args.arch, **conf)
+        net = build_model(args.arch, **({} if args.width is None else {"width": args.width}))
+        if args.pretrained:
+            from .models.d2net import load_vgg16
+            load_vgg16(net, args.pretrained)
     net = net.to(device)
-    if args.pretrained:
-        from .models.d2net import load_vgg16
-        load_vgg16(net, args.pretrained)
     criterion = S2Loss(net.loss, args.ssl_weight).to(device)
     optimizer = torch.optim.Adam(net.parameters(), lr=args.lr, weight_decay=args.weight_decay)
     start, best, elapsed = 0, -1.0, 0.0

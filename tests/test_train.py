@@ -93,6 +93,10 @@ def test_cli_defaults_follow_the_paper():
     assert (r.ssl_weight, r.weight_decay, r.crop, r.batch_size) == (0.4, 5e-4, 192, 2)
     with pytest.raises(SystemExit):
         parse_args(["--data", "x", "--out", "y", "--ssl-weight", "-1"])
+    for bad in (["--width", "48", "--arch", "r2d2"], ["--width", "0"],
+                ["--arch", "d2net", "--pretrained", "vgg.pt", "--init", "default"]):
+        with pytest.raises(SystemExit):
+            parse_args(["--data", "x", "--out", "y", *bad])
     for bad in ("-1e-5", "nan"):
         with pytest.raises(SystemExit):
             parse_args(["--data", "x", "--out", "y", "--lr-final", bad])
