@@ -40,12 +40,14 @@ def main() -> None:
     thresholds = [float(x) for x in args.thresholds.split(",")]
     pairs = LOADERS[args.dataset](args.data)
     methods = args.methods.split(",")
+    detectors = {m: create_method(m, args.k) for m in methods}
     fits: dict[str, list[np.ndarray | None]] = {m: [] for m in methods}
     rows: dict[str, dict[str, list[float]]] = {m: {"protocol": [], "oracle": []} for m in methods}
-    for method in methods:
-        det = create_method(method, args.k)
-        for pair in tqdm(pairs, desc=f"{method} K={args.k}", dynamic_ncols=True):
-            a, b = read_image(pair.path_a), read_image(pair.path_b)
+    shapes = []
+    for pair in tqdm(pairs, desc=f"{args.methods} K={args.k}", dynamic_ncols=True):
+        a, b = read_image(pair.path_a), read_image(pair.path_b)
+        shapes.append(a.shape)
+        for method, det in detectors.items():
             pa, da, _ = _detect(det, a)
             pb, db, _ = _detect(det, b)
             idx = mutual_nn_matches(da, db, _norm_of(det))
@@ -53,9 +55,8 @@ def main() -> None:
             H = estimate_homography(ma, mb)
             ok = np.linalg.norm(warp_points(ma, pair.H) - mb, axis=1) <= 3.0
             oracle = cv2.findHomography(ma[ok], mb[ok], 0)[0] if ok.sum() >= MIN_MATCHES else None
-            r = rows[method]
-            r["protocol"].append(corner_error(H, pair.H, a.shape))
-            r["oracle"].append(corner_error(oracle, pair.H, a.shape))
+            rows[method]["protocol"].append(corner_error(H, pair.H, a.shape))
+            rows[method]["oracle"].append(corner_error(oracle, pair.H, a.shape))
             fits[method].append(H)
 
     print(f"\n{args.dataset}, {len(pairs)} pairs, K={args.k}: share of pairs with corner error <= t")
@@ -65,7 +66,6 @@ def main() -> None:
         for fit in ("protocol", "oracle"):
             e = np.asarray(r[fit])
             print(f"| {method} | {fit} | " + " | ".join(f"{np.mean(e <= t):.1%}" for t in thresholds) + " |")
-    shapes = [read_image(pair.path_a).shape for pair in pairs] if len(methods) > 1 else []
     for (m1, m2), t in itertools.product(itertools.combinations(methods, 2), thresholds):
         suspects = [pair.name for i, pair in enumerate(pairs)
                     if corner_error(fits[m1][i], fits[m2][i], shapes[i]) <= args.agree
@@ -73,6 +73,7 @@ def main() -> None:
         missed = int(np.sum(np.asarray(rows[m1]["protocol"]) > t))
         print(f"t = {t:g} px: {m1} misses {missed} pairs; on {len(suspects)} of them {m2}'s independent fit lands "
               f"within {args.agree:g} px of {m1}'s: {', '.join(suspects) or '-'}")
+
 
 if __name__ == "__main__":
     main()

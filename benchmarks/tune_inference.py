@@ -37,6 +37,11 @@ def detect(net: nn.Module, items: list, k: int, **params) -> tuple[int, list]:
     return det.defaultNorm(), feats
 
 
+def summary(errors: list[float]) -> str:
+    e = np.array(errors)
+    return f"median corner error {np.median(e):.1f} px, <= 5 px {np.mean(e <= 5):.0%}, <= 10 px {np.mean(e <= 10):.0%}"
+
+
 def registration(items: list, detected: tuple[int, list], threshold: float = 3.0, ratio: float | None = None) -> str:
     """Corner errors of ``s2cv.register``'s match -> fit on the detected features, summarised."""
     norm, feats = detected
@@ -45,23 +50,27 @@ def registration(items: list, detected: tuple[int, list], threshold: float = 3.0
         res = register_features(ka, da, kb, db, norm=norm, vis_shape=a.shape, ratio=ratio,
                                 ransac_threshold=threshold)  # res.H: b -> a; H: a -> b
         errors.append(corner_error(None if res.H is None else np.linalg.inv(res.H), H, a.shape))
-    e = np.array(errors)
-    return f"median corner error {np.median(e):.1f} px, <= 5 px {np.mean(e <= 5):.0%}, <= 10 px {np.mean(e <= 10):.0%}"
+    return summary(errors)
 
 
-def estimator(items: list, detected: tuple[int, list], method: int) -> str:
-    """Corner errors when ``register``'s matches, best descriptor distance first, are fitted by
-    another cv2.findHomography method (3 px)."""
+def matched_points(items: list, detected: tuple[int, list]) -> list[tuple[np.ndarray, np.ndarray]]:
+    """``register``'s matches per pair as (points in a, points in b), best descriptor distance first."""
     norm, feats = detected
-    errors = []
-    for (_, a, _, H), ((ka, da), (kb, db)) in zip(items, feats):
+    out = []
+    for (_, a, _, _), ((ka, da), (kb, db)) in zip(items, feats):
         res = register_features(ka, da, kb, db, norm=norm, vis_shape=a.shape)
         order = np.argsort([m.distance for m in res.matches], kind="stable")  # best first, as PROSAC needs
-        pts_a, pts_b = (p[order] for p in res.matched_points())
+        out.append(tuple(p[order] for p in res.matched_points()))
+    return out
+
+
+def estimator(items: list, matches: list[tuple[np.ndarray, np.ndarray]], method: int) -> str:
+    """Corner errors when the matches are fitted by another cv2.findHomography method (3 px)."""
+    errors = []
+    for (_, a, _, H), (pts_a, pts_b) in zip(items, matches):
         H_ba = cv2.findHomography(pts_b, pts_a, method, 3.0)[0] if len(pts_a) >= 4 else None
         errors.append(corner_error(None if H_ba is None else np.linalg.inv(H_ba), H, a.shape))
-    e = np.array(errors)
-    return f"median corner error {np.median(e):.1f} px, <= 5 px {np.mean(e <= 5):.0%}, <= 10 px {np.mean(e <= 10):.0%}"
+    return summary(errors)
 
 
 def ncm(items: list, detected: tuple[int, list]) -> float:
@@ -102,8 +111,9 @@ def main() -> None:
         found = detect(net, items, k, multiscale=True)
         print(f"multiscale (scales 1, 0.71, 0.5), K={k}: NCM {ncm(items, found):.2f}; {registration(items, found)}",
               flush=True)
+    matches = matched_points(items, shipped_4096)
     for name in ("USAC_ACCURATE", "USAC_PROSAC", "USAC_DEFAULT", "RANSAC", "LMEDS"):
-        print(f"estimator {name} instead of USAC_MAGSAC, K=4096: {estimator(items, shipped_4096, getattr(cv2, name))}",
+        print(f"estimator {name} instead of USAC_MAGSAC, K=4096: {estimator(items, matches, getattr(cv2, name))}",
               flush=True)
 
 
