@@ -269,6 +269,13 @@ def register_features(
     """``register``'s match -> robust fit on features already computed (``norm``: the
     detector's ``defaultNorm()``), so one detection can serve several fitting settings."""
     _check_options(transform, ratio, ransac_threshold, min_inliers)
+    for name, kps, desc in (("visible", kp_vis, desc_vis), ("IR", kp_ir, desc_ir)):
+        if desc is not None and len(desc) != len(kps):
+            raise ValueError(f"{name}: {len(desc)} descriptor rows for {len(kps)} keypoints")
+        if desc is not None and desc.dtype.kind == "f" and not np.isfinite(desc).all():
+            raise ValueError(f"{name} descriptors hold NaN/Inf values")
+    if desc_vis is not None and desc_ir is not None and desc_vis.dtype != desc_ir.dtype:
+        raise ValueError(f"descriptor dtypes differ: {desc_vis.dtype} (visible) vs {desc_ir.dtype} (IR)")
     timings: dict[str, float] = {}
     t = time.perf_counter()
     matches = _match(desc_vis, desc_ir, norm, ratio)

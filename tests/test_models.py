@@ -60,12 +60,14 @@ def test_widened_fast_net_computes_the_same_maps(width):
             a, b = net(x), wide(x)
         for key in a:
             torch.testing.assert_close(b[key], a[key], atol=1e-5, rtol=1e-4)
-    if width > 32:
-        w = wide.block4[1][0].weight  # consumer of block4[0]: a copied input channel gets its own share
-        copies = [j for j in range(32, width) if torch.equal(wide.block4[0][0].weight[j], net.block4[0][0].weight[0])]
-        assert all(not torch.equal(w[:, j], w[:, 0]) for j in copies)
+    w = wide.block4[1][0].weight  # consumer of block4[0]: each copy of a channel gets its own share
+    for j in range(32, width):
+        src = next(i for i in range(32) if torch.equal(wide.block4[0][0].weight[j], net.block4[0][0].weight[i]))
+        assert not torch.allclose(w[:, j], w[:, src])
 
 
-def test_widened_refuses_to_narrow():
+def test_widened_refuses_to_narrow_or_a_non_integer_width():
     with pytest.raises(ValueError, match="only adds channels"):
         build_model("fast", width=32).widened(16)
+    with pytest.raises(TypeError, match="must be an int"):
+        build_model("fast", width=32).widened(40.5)

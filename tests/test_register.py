@@ -87,6 +87,12 @@ def test_register_features_reuses_one_detection(pair):
     assert error_vs_truth(part) < 1.0 and {"match", "fit"} <= set(part.timings)
     with pytest.raises(ValueError, match="ransac_threshold"):
         reg.register_features(kv, dv, ki, di, norm=sift.defaultNorm(), vis_shape=vis.shape, ransac_threshold=0)
+    bad_nan = dv.copy()
+    bad_nan[0, 0] = np.nan
+    for args, match in (((kv, dv[:-1], ki, di), "descriptor rows"), ((kv, bad_nan, ki, di), "NaN"),
+                        ((kv, dv.astype(np.float64), ki, di), "dtypes differ")):
+        with pytest.raises(ValueError, match=match):
+            reg.register_features(*args, norm=sift.defaultNorm(), vis_shape=vis.shape)
 
 
 def test_direction_is_ir_to_vis(pair):

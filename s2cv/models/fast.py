@@ -70,6 +70,8 @@ class S2Fast(nn.Module):
         the copies get different gradients and can diverge in training.
         """
         c = self.conf["width"]
+        if not isinstance(width, int) or isinstance(width, bool):
+            raise TypeError(f"width must be an int, got {width!r}")
         if width < c:
             raise ValueError(f"widened() only adds channels: width {width} < the current {c}")
         g = torch.Generator().manual_seed(seed)
