@@ -4,7 +4,9 @@ Run: ``python benchmarks/bench_postprocess.py [--repeats N]``. Times
 detect (K=4096) and descriptor sampling (128 x 120 x 160 map, stride 4)
 separately and together; median of the repeats, in milliseconds. Sampling is
 timed on a channel-major map and on a channels-last one (torch's CPU output,
-read in place by the C++ sampler).
+read in place by the C++ sampler). Where ``s2cv._C_cuda`` and a GPU are
+present, the CUDA kernels are timed too, on maps already on the device (as the
+torch CUDA backend leaves them), synchronised, keypoints copied back to the host.
 """
 
 from __future__ import annotations
@@ -61,12 +63,30 @@ def main() -> None:
             lambda: ref.sample_descriptors(desc, ref.detect(scores, max_keypoints=K)[:, :2], STRIDE),
         ),
     }
+    gpu = cuda_cases(scores, desc, kpts) if pp.HAS_CUDA else {}
     print(f"480x640 scores, {desc.shape[0]}x{desc.shape[1]}x{desc.shape[2]} descriptors (stride {STRIDE:g}), "
           f"K={K} ({len(kpts)} found), median of {args.repeats}")
-    print(f"{'step':<15}{'C++ ms':>10}{'NumPy ms':>11}{'speed-up':>10}")
+    print(f"{'step':<15}{'C++ ms':>10}{'NumPy ms':>11}{'speed-up':>10}" + (f"{'CUDA ms':>10}" if gpu else ""))
     for name, (fast, slow) in cases.items():
         t_fast, t_slow = median_ms(fast, args.repeats), median_ms(slow, args.repeats)
-        print(f"{name:<15}{t_fast:>10.2f}{t_slow:>11.2f}{t_slow / t_fast:>9.1f}x")
+        cuda = f"{median_ms(gpu[name], args.repeats):>10.3f}" if name in gpu else ""
+        print(f"{name:<15}{t_fast:>10.2f}{t_slow:>11.2f}{t_slow / t_fast:>9.1f}x{cuda}")
+
+
+def cuda_cases(scores: np.ndarray, desc: np.ndarray, kpts: np.ndarray) -> dict[str, Callable[[], object]]:
+    """The CUDA kernels on device-resident maps; each call ends with its result on the host."""
+    import torch
+
+    s, d, k = (torch.from_numpy(a).cuda() for a in (scores, desc, kpts))
+
+    def detect() -> torch.Tensor:
+        return pp.detect_cuda(s, max_keypoints=K)
+
+    return {
+        "detect": lambda: detect().cpu(),
+        "sample": lambda: pp.sample_descriptors_cuda(d, k, STRIDE).cpu(),
+        "detect+sample": lambda: pp.sample_descriptors_cuda(d, detect()[:, :2].contiguous(), STRIDE).cpu(),
+    }
 
 
 if __name__ == "__main__":

@@ -12,6 +12,7 @@ per detector ever created, instead of a crash.
 """
 from __future__ import annotations
 
+import warnings
 from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import Any, Sequence
@@ -251,6 +252,7 @@ class S2NetFeature2D(cv2.Feature2D):
     def _keypoints(self, maps: DenseMaps, mask: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
         """Postprocess stage: NMS/top-K + descriptor sampling, on the device that holds the maps."""
         p = self._params
+        maps = _postprocessable(maps)
         if isinstance(maps.scores, np.ndarray):
             kpts = postprocess.detect(maps.scores[0], mask, p.nms_radius, p.threshold, p.border, p.nfeatures,
                                       p.subpixel)
@@ -280,6 +282,7 @@ class S2NetFeature2D(cv2.Feature2D):
         return kps, desc
 
     def _sample(self, maps: DenseMaps, xy: np.ndarray) -> np.ndarray:
+        maps = _postprocessable(maps)
         if isinstance(maps.descriptors, np.ndarray):
             return postprocess.sample_descriptors(maps.descriptors[0], xy, maps.stride)
         import torch
@@ -294,6 +297,16 @@ class S2NetFeature2D(cv2.Feature2D):
         if not isinstance(value, (list, tuple)) or len(value) != n:
             raise ValueError(f"{what} must be None or a list with one entry per image ({n})")
         return list(value)
+
+
+def _postprocessable(maps: DenseMaps) -> DenseMaps:
+    """Device maps come back to the host when ``s2cv._C_cuda`` is unusable (installed without
+    nvcc): the C++ postprocess then runs on them, slower but the same keypoints."""
+    if isinstance(maps.scores, np.ndarray) or postprocess.HAS_CUDA:
+        return maps
+    warnings.warn("s2cv._C_cuda is not usable here (reinstall with nvcc on PATH for the GPU postprocess); "
+                  "copying the dense maps to the CPU for the C++ one", RuntimeWarning, stacklevel=3)
+    return DenseMaps(maps.scores.cpu().numpy(), maps.descriptors.cpu().numpy(), maps.stride)
 
 
 def S2Net_create(nfeatures: int = 4096, model: str | Path | nn.Module = "default", backend: str = "auto",

@@ -20,6 +20,7 @@ WEIGHTS_DIR = Path(__file__).parent / "weights"
 ZOO: dict[str, str] = {
     "default": "s2fast-vis-ir-nir.pt",   # visible <-> thermal and <-> NIR (RoadScene + VIS-NIR)
     "vis-ir": "s2fast-vis-ir.pt",         # stage 1 of the default fine-tuned on RoadScene (visible <-> thermal)
+    "r2d2": "r2d2-vis-ir-nir.pt",         # full-resolution R2D2-style net trained on a GPU; slow on CPU
 }
 
 

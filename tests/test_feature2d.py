@@ -544,6 +544,62 @@ def test_thread_safety(which):
                 np.testing.assert_array_equal(ds, dp)
 
 
+# ---------------------------------------------------------------- device maps
+
+
+class _TensorMaps:
+    """Wraps a CPU backend so it returns torch tensors, on the GPU when there is one, as the
+    torch CUDA backend does."""
+
+    def __init__(self, inner, device: str) -> None:
+        self.inner, self.device = inner, device
+        self.stride, self.pad_multiple, self.descriptor_dim = inner.stride, inner.pad_multiple, inner.descriptor_dim
+
+    def __call__(self, batch):
+        maps = self.inner(batch)
+        return type(maps)(torch.from_numpy(np.ascontiguousarray(maps.scores)).to(self.device),
+                          torch.from_numpy(np.ascontiguousarray(maps.descriptors)).to(self.device), maps.stride)
+
+
+def test_device_maps_without_cuda_postprocess_fall_back_to_cpu(monkeypatch, img):
+    """A GPU torch without s2cv._C_cuda (installed with no nvcc) still detects: same keypoints
+    as the CPU path, with a warning that says why it is slower."""
+    from s2cv import postprocess
+
+    ref = make_detector(nfeatures=300, device="cpu")
+    kp_ref, des_ref = ref.detectAndCompute(img, None)
+    det = make_detector(nfeatures=300, device="cpu")
+    det._net_backend = _TensorMaps(det._net_backend, "cuda" if torch.cuda.is_available() else "cpu")
+    monkeypatch.setattr(postprocess, "_cuda_state", (None, "hidden by the test"))
+    with pytest.warns(RuntimeWarning, match="_C_cuda is not usable"):
+        kp, des = det.detectAndCompute(img, None)
+    assert [k.pt for k in kp] == [k.pt for k in kp_ref]
+    np.testing.assert_array_equal(des, des_ref)
+    with pytest.warns(RuntimeWarning, match="_C_cuda is not usable"):
+        _, des_c = det.compute(img, kp_ref)
+    np.testing.assert_array_equal(des_c, des_ref)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available() or "default" not in s2cv.available_models(),
+                    reason="needs a CUDA device and the shipped default")
+def test_torch_cuda_pipeline_matches_cpu():
+    """The whole GPU path (torch CUDA maps + CUDA postprocess) finds the CPU path's keypoints
+    on a real image; cuDNN/TF32 arithmetic may only reorder near-ties at the K cut."""
+    from s2cv.register import SAMPLES
+
+    img = cv2.imread(str(SAMPLES["roadscene"][1]), cv2.IMREAD_GRAYSCALE)
+    cpu = s2cv.S2Net_create(nfeatures=1024, backend="torch", device="cpu")
+    gpu = s2cv.S2Net_create(nfeatures=1024, backend="torch", device="cuda")
+    (kc, dc), (kg, dg) = cpu.detectAndCompute(img, None), gpu.detectAndCompute(img, None)
+    assert len(kg) == len(kc) == 1024 and dg.dtype == np.float32 and dg.shape == dc.shape
+    pc, pg = pts(kc), pts(kg)
+    d = np.sqrt(((pg[:, None] - pc[None]) ** 2).sum(-1))
+    near = d.min(1) < 0.1
+    assert near.mean() > 0.97, near.mean()
+    cos = (dg[near] * dc[d.argmin(1)[near]]).sum(1)
+    assert np.median(cos) > 0.999 and cos.min() > 0.98, (np.median(cos), cos.min())
+
+
 # ---------------------------------------------------------------- shipped default
 
 
