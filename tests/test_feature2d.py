@@ -622,6 +622,21 @@ def test_shipped_default_model():
     assert errors["roadscene"] < 20 and errors["visnir"] < 20, errors
 
 
+def test_shipped_r2d2_registers_the_roadscene_sample():
+    """The GPU-trained zoo model ships with the ranking chosen on validation and registers the
+    bundled visible/thermal pair (6.6 px when shipped; the default: 11.6 px)."""
+    if "r2d2" not in s2cv.available_models():
+        pytest.skip("r2d2 not shipped")
+    from s2cv.register import SAMPLES, register, sample_corner_error, sample_ground_truth
+
+    from s2cv.zoo import load_model
+
+    assert load_model("r2d2")[0].conf["keypoint_score"] == "reliability"
+    det = s2cv.S2Net_create(model="r2d2")
+    vis, ir, _ = SAMPLES["roadscene"]
+    assert sample_corner_error(register(vis, ir, det), sample_ground_truth("roadscene")) < 8.0
+
+
 @pytest.mark.parametrize("name", sorted(ZOO))
 def test_every_shipped_zoo_model_loads_and_describes(name):
     if name not in s2cv.available_models():
