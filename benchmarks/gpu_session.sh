@@ -58,10 +58,9 @@ VAL=$(( (STEPS + 5) / 6 ))
 echo "probe: ${SPS}s/step; $LEFT s left -> $STEPS steps, validation every $VAL"
 
 echo "== train (t=$(el)s)"
-CMD="python -m s2cv.train $D --lr 1e-3 --lr-final 1e-5 --steps $STEPS --val-every $VAL --out runs/$ARCH-gpu"
-echo "$CMD" > "$OUT/run/command.txt"
-timeout -s INT $(( LEFT + 20 )) $PY -m s2cv.train $D --lr 1e-3 --lr-final 1e-5 --steps $STEPS --val-every $VAL \
-  --out "$OUT/net" > "$OUT/run/train_stdout.txt" 2>&1
+T="$D --lr 1e-3 --lr-final 1e-5 --steps $STEPS --val-every $VAL"
+echo "python -m s2cv.train $T --out runs/$ARCH-gpu" > "$OUT/run/command.txt"
+timeout -s INT $(( LEFT + 20 )) $PY -m s2cv.train $T --out "$OUT/net" > "$OUT/run/train_stdout.txt" 2>&1
 echo "train rc $?"; grep -E "^step|^training|^done" "$OUT/run/train_stdout.txt"; tail -c 600 "$OUT/run/train_stdout.txt"
 
 echo "== r2d2 speed (t=$(el)s)"
