@@ -4,9 +4,11 @@ On the validation pairs that ``python -m s2cv.train`` holds out (each warped by 
 homography) it sweeps: the map keypoints are ranked by (``keypoint_score`` in the model conf;
 NCM and ``s2cv.register`` corner error at K = 1024 and 4096), the NMS radius (NCM at K = 1024, as
 the trainer computes it), the RANSAC threshold and Lowe's ratio test of ``s2cv.register`` (corner
-error at K = 4096), multi-scale detection (NCM and corner error at K = 1024 and 4096) and, last,
-other OpenCV robust estimators in place of ``register``'s MAGSAC (corner error at K = 4096).
-Each setting detects every pair once; matching and fitting settings reuse those features.
+error at K = 4096), multi-scale detection (NCM and corner error at K = 1024 and 4096), other
+OpenCV robust estimators in place of ``register``'s MAGSAC (corner error at K = 4096) and, last,
+``register(refine=True)``'s featuremetric refinement with a few optimiser settings (corner error
+at K = 4096). Each setting detects every pair once; matching and fitting settings reuse those
+features. ``--knobs`` runs a subset.
 
     python benchmarks/tune_inference.py --model default \
         --data roadscene=../shared/data/roadscene --data visnir=../shared/data/visnir
@@ -14,6 +16,7 @@ Each setting detects every pair once; matching and fitting settings reuse those 
 from __future__ import annotations
 
 import argparse
+import time
 from pathlib import Path
 
 import cv2
@@ -22,11 +25,18 @@ from torch import nn
 from tqdm import tqdm
 
 from s2cv.feature2d import S2NetFeature2D
+from s2cv.image import to_gray_float
 from s2cv.metrics import corner_error
 from s2cv.models.common import KEYPOINT_SCORES
+from s2cv.refine import RefineParams, refine_homography
 from s2cv.register import register_features
 from s2cv.train import validation_metrics, validation_set
 from s2cv.zoo import load_model
+
+
+KNOBS = ("ranking", "nms", "ransac", "ratio", "multiscale", "estimator", "refine")
+REFINE_SETTINGS = (RefineParams(), RefineParams(iters=10), RefineParams(max_points=4096),
+                   RefineParams(max_points=65536))
 
 
 def detect(net: nn.Module, items: list, k: int, **params) -> tuple[int, list]:
@@ -73,6 +83,22 @@ def estimator(items: list, matches: list[tuple[np.ndarray, np.ndarray]], method:
     return summary(errors)
 
 
+def refinement(items: list, net: nn.Module, detected: tuple[int, list], params: RefineParams) -> str:
+    """Corner errors of ``register``'s fit polished by ``refine_homography``, and its time per pair."""
+    norm, feats = detected
+    det = S2NetFeature2D(net, backend="torch")
+    errors, seconds = [], 0.0
+    for (_, a, b, H), ((ka, da), (kb, db)) in zip(items, feats):
+        H_ba = register_features(ka, da, kb, db, norm=norm, vis_shape=a.shape).H
+        if H_ba is not None:
+            t = time.perf_counter()
+            H_ba = refine_homography(H_ba, det.denseMaps(to_gray_float(a)), det.denseMaps(to_gray_float(b)),
+                                     a.shape, b.shape, params)
+            seconds += time.perf_counter() - t
+        errors.append(corner_error(None if H_ba is None else np.linalg.inv(H_ba), H, a.shape))
+    return f"{summary(errors)}; {seconds / len(items):.1f} s/pair"
+
+
 def ncm(items: list, detected: tuple[int, list]) -> float:
     return validation_metrics(items, detected[1])["val_ncm"]
 
@@ -82,7 +108,11 @@ def main() -> None:
     p.add_argument("--model", default="default")
     p.add_argument("--data", action="append", required=True, metavar="KIND=PATH")
     p.add_argument("--val-pairs", type=int, default=12)
+    p.add_argument("--knobs", default=",".join(KNOBS), help=f"comma-separated subset of {','.join(KNOBS)}")
     args = p.parse_args()
+    knobs = set(args.knobs.split(","))
+    if not knobs <= set(KNOBS):
+        p.error(f"unknown knobs: {sorted(knobs - set(KNOBS))}")
     cv2.setRNGSeed(0)  # MAGSAC's sampling
     sources = [(kind, Path(path)) for kind, _, path in (d.partition("=") for d in args.data)]
     items = validation_set(sources, args.val_pairs, seed=0)
@@ -90,7 +120,7 @@ def main() -> None:
     net, _ = load_model(args.model)
     shipped = net.conf.get("keypoint_score")
     shipped_4096 = None
-    for mode in KEYPOINT_SCORES if shipped is not None else ():
+    for mode in KEYPOINT_SCORES if shipped is not None and "ranking" in knobs else ():
         net.conf["keypoint_score"] = mode
         for k in (1024, 4096):
             found = detect(net, items, k)
@@ -98,23 +128,28 @@ def main() -> None:
             print(f"keypoint_score {mode}, K={k}: NCM {ncm(items, found):.2f}; {registration(items, found)}",
                   flush=True)
     net.conf["keypoint_score"] = shipped
-    for radius in (2, 3, 4):
+    for radius in (2, 3, 4) if "nms" in knobs else ():
         print(f"nms_radius {radius}: NCM@1024 {ncm(items, detect(net, items, 1024, nms_radius=radius)):.2f}",
               flush=True)
-    shipped_4096 = shipped_4096 or detect(net, items, 4096)
-    for threshold in (2.0, 3.0, 5.0, 8.0):
+    if knobs & {"ransac", "ratio", "estimator", "refine"}:
+        shipped_4096 = shipped_4096 or detect(net, items, 4096)
+    for threshold in (2.0, 3.0, 5.0, 8.0) if "ransac" in knobs else ():
         print(f"ransac_threshold {threshold:g}: {registration(items, shipped_4096, threshold)}", flush=True)
-    for ratio in (0.95, 0.9, 0.85):
+    for ratio in (0.95, 0.9, 0.85) if "ratio" in knobs else ():
         print(f"ratio test {ratio:g} (on top of mutual NN), K=4096: {registration(items, shipped_4096, ratio=ratio)}",
               flush=True)
-    for k in (1024, 4096):
+    for k in (1024, 4096) if "multiscale" in knobs else ():
         found = detect(net, items, k, multiscale=True)
         print(f"multiscale (scales 1, 0.71, 0.5), K={k}: NCM {ncm(items, found):.2f}; {registration(items, found)}",
               flush=True)
-    matches = matched_points(items, shipped_4096)
-    for name in ("USAC_ACCURATE", "USAC_PROSAC", "USAC_DEFAULT", "RANSAC", "LMEDS"):
+    matches = matched_points(items, shipped_4096) if "estimator" in knobs else []
+    for name in ("USAC_ACCURATE", "USAC_PROSAC", "USAC_DEFAULT", "RANSAC", "LMEDS") if matches else ():
         print(f"estimator {name} instead of USAC_MAGSAC, K=4096: {estimator(items, matches, getattr(cv2, name))}",
               flush=True)
+    if "refine" in knobs:
+        print(f"refine off (K=4096): {registration(items, shipped_4096)}", flush=True)
+    for params in REFINE_SETTINGS if "refine" in knobs else ():
+        print(f"refine {params} (K=4096): {refinement(items, net, shipped_4096, params)}", flush=True)
 
 
 if __name__ == "__main__":

@@ -26,7 +26,7 @@ import os
 import sys
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -35,12 +35,18 @@ import numpy as np
 from tqdm import tqdm
 
 from s2cv import viz
+from s2cv.backends import DenseMaps
+from s2cv.feature2d import S2Net_create, S2NetFeature2D
+from s2cv.image import to_gray_float
+from s2cv.refine import refine_homography
 from s2cv.register import read_image as read_file
 from s2cv.metrics import (
     MMA_THRESHOLDS,
     REG_THRESHOLDS,
     PairResult,
     aggregate,
+    corner_error,
+    estimate_homography,
     match_errors,
     mutual_nn_matches,
     score_pair,
@@ -207,17 +213,11 @@ def create_method(spec: str, k: int, device: str | None = None) -> Feature2D:
     if name == "brisk":
         return TopK(_opencv_factory("BRISK")(), k)
     if name == "s2net":
-        try:
-            import s2cv
-
-            factory = s2cv.S2Net_create
-        except (ImportError, AttributeError) as e:
-            raise MethodUnavailable(f"s2cv.S2Net_create is not available: {e}") from e
         kwargs: dict[str, Any] = {"model": model or "default", "nfeatures": k}
         if device is not None:
             kwargs["device"] = device
         try:
-            return factory(**kwargs)
+            return S2Net_create(**kwargs)
         except (FileNotFoundError, KeyError, ValueError) as e:
             raise MethodUnavailable(f"cannot create {spec}: {e}") from e
     raise MethodUnavailable(f"unknown method {spec!r}; known: {', '.join(PEERS)}, s2net[:MODEL]")
@@ -230,6 +230,19 @@ def _detect(det: Feature2D, img: np.ndarray) -> tuple[np.ndarray, np.ndarray | N
     dt = time.perf_counter() - t0
     pts = np.array([kp.pt for kp in kps], dtype=np.float64).reshape(-1, 2)
     return pts, desc, dt
+
+
+def _refined_corner_error(pts_a: np.ndarray, desc_a: np.ndarray | None, pts_b: np.ndarray,
+                          desc_b: np.ndarray | None, norm: int | None, H: np.ndarray, shape_a: Sequence[int],
+                          shape_b: Sequence[int], maps_a: DenseMaps, maps_b: DenseMaps) -> float:
+    """Corner error after ``refine_homography`` polishes the protocol fit (``score_pair``'s: the
+    same matches and the deterministic MAGSAC give the same starting model)."""
+    idx = mutual_nn_matches(desc_a, desc_b, norm)
+    H_ab = estimate_homography(pts_a[idx[:, 0]], pts_b[idx[:, 1]])
+    if H_ab is None or abs(np.linalg.det(H_ab)) < 1e-12:
+        return math.inf
+    H_ba = refine_homography(np.linalg.inv(H_ab), maps_a, maps_b, tuple(shape_a), tuple(shape_b))
+    return corner_error(np.linalg.inv(H_ba), H, shape_a)
 
 
 def _norm_of(det: Feature2D) -> int | None:
@@ -249,6 +262,7 @@ def evaluate(
     device: str | None = None,
     out_dir: str | Path | None = None,
     n_plots: int = 0,
+    refine: bool = False,
     progress: bool = True,
     log: Callable[[str], None] = lambda msg: print(msg, file=sys.stderr),
 ) -> list[PairResult]:
@@ -257,6 +271,8 @@ def evaluate(
     Unavailable methods are reported through `log` and skipped. If `out_dir` is given, match
     pictures of the first `n_plots` pairs are written there for the first available method at
     the largest K. Detectors get one untimed warm-up call so lazy initialisation is not timed.
+    With `refine`, every s2cv method also gets a ``<spec>+refine`` row: the same features and
+    fit, the homography then polished on the dense maps (``s2cv.refine``; only its corner error differs).
     """
     if not ks or min(ks) <= 0:
         raise ValueError(f"keypoint budgets must be positive integers, got {list(ks)}")
@@ -281,6 +297,7 @@ def evaluate(
     results: list[PairResult] = []
     for i, pair in enumerate(tqdm(pairs, desc="pairs", disable=not progress)):
         img_a, img_b = read_image(pair.path_a), read_image(pair.path_b)
+        dense: dict[str, tuple[DenseMaps, DenseMaps]] = {}  # per model: the maps do not depend on K
         for (spec, k), det in detectors.items():
             pts_a, desc_a, ta = _detect(det, img_a)
             pts_b, desc_b, tb = _detect(det, img_b)
@@ -290,6 +307,12 @@ def evaluate(
                 name=pair.name, method=spec, k=k, ms=(ta + tb) / 2 * 1000,
             )
             results.append(result)
+            if refine and isinstance(det, S2NetFeature2D):
+                if spec not in dense:
+                    dense[spec] = (det.denseMaps(to_gray_float(img_a)), det.denseMaps(to_gray_float(img_b)))
+                err = _refined_corner_error(pts_a, desc_a, pts_b, desc_b, norm, pair.H, img_a.shape, img_b.shape,
+                                            *dense[spec])
+                results.append(replace(result, method=f"{spec}+refine", corner_error=err))
             if out_dir is not None and i < n_plots and (spec, k) == plot_key:
                 idx = mutual_nn_matches(desc_a, desc_b, norm)
                 ma, mb = pts_a[idx[:, 0]], pts_b[idx[:, 1]]
@@ -429,6 +452,8 @@ def _build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="eval_out", help="output folder (default: eval_out/)")
     p.add_argument("--plots", type=int, default=3, help="pairs with match pictures (default 3)")
     p.add_argument("--device", help="torch device for s2net (e.g. cpu, cuda)")
+    p.add_argument("--refine", action="store_true",
+                   help="also report s2net registration with the homography refined on the dense maps")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     return p
 
@@ -465,6 +490,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         device=args.device,
         out_dir=args.out,
         n_plots=args.plots,
+        refine=args.refine,
         progress=not args.quiet,
     )
     if not results:
@@ -479,6 +505,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "threshold": args.threshold,
         "pairs": len(pairs),
         "device": args.device,
+        "refine": args.refine,
         "reg_thresholds": list(REG_THRESHOLDS),
         "seconds": time.perf_counter() - t0,
     }

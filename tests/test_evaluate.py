@@ -190,3 +190,16 @@ def test_scene_summary_groups_pairs_by_name_prefix():
     assert rows["urban"]["reg@5"] == 1.0
     assert "| field | m | 1024 | 2 | 20.0 |" in markdown_table(list(rows.values()), SCENE_COLUMNS)
     assert scene_summary([pair("FLIR_0001", 1, 1.0)]) == []
+
+
+def test_evaluate_refine_adds_a_row_per_s2net_method(pair_dir: Path):
+    import s2cv
+
+    if "default" not in s2cv.available_models():
+        pytest.skip("no default model shipped")
+    results = evaluate(load_pairs(pair_dir), ["s2net", "sift"], [512], 3.0, refine=True, progress=False)
+    by_method = {r.method: r for r in results}
+    assert sorted(by_method) == ["s2net", "s2net+refine", "sift"]  # SIFT has no dense maps to refine on
+    plain, refined = by_method["s2net"], by_method["s2net+refine"]
+    assert (refined.ncm, refined.nc, refined.k) == (plain.ncm, plain.nc, plain.k)
+    assert refined.corner_error < 2.0, (plain.corner_error, refined.corner_error)

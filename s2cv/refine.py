@@ -1,0 +1,164 @@
+"""Featuremetric refinement: polish a homography on the dense descriptor maps.
+
+A homography fitted to keypoint matches inherits their localisation noise and leaves image
+regions without matches to extrapolation. Here its eight parameters are instead moved to make
+the two dense descriptor maps agree (least squares between each well-scored cell's descriptor
+and the other map bilinearly sampled where the homography sends it, both directions), by
+Levenberg-Marquardt from the fitted model. The maps are the network's own output
+(``S2NetFeature2D.denseMaps``), so no extra learning is involved.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .backends import DenseMaps
+
+# Free entries (row, column) of the homography; H[2, 2] stays 1.
+_ENTRIES = ((0, 0), (0, 1), (0, 2), (1, 0), (1, 1), (1, 2), (2, 0), (2, 1))
+
+
+@dataclass(frozen=True)
+class RefineParams:
+    """Optimiser knobs (chosen on the training split's validation pairs: docs/results.md)."""
+
+    iters: int = 20            # Levenberg-Marquardt steps at most
+    max_points: int = 16384    # best-scored map cells per image (fewer lost pairs on validation)
+    max_shift: float = 0.1     # keep the input if a corner moves more than this x image diagonal
+
+    def __post_init__(self) -> None:
+        if int(self.iters) != self.iters or self.iters < 1:
+            raise ValueError(f"iters must be an integer >= 1, got {self.iters!r}")
+        if int(self.max_points) != self.max_points or self.max_points < 16:
+            raise ValueError(f"max_points must be an integer >= 16, got {self.max_points!r}")
+        if not (self.max_shift > 0 and np.isfinite(self.max_shift)):
+            raise ValueError(f"max_shift must be a positive number, got {self.max_shift!r}")
+
+
+def _host(array: object) -> np.ndarray:
+    """Maps may be torch CUDA tensors (GPU backends); the optimisation runs on the CPU."""
+    return array.detach().cpu().numpy() if hasattr(array, "detach") else np.asarray(array)
+
+
+def _to_unit(shape: tuple[int, ...]) -> np.ndarray:
+    """Pixel coordinates -> [-1, 1] over the image, so the eight parameters share one scale."""
+    h, w = shape[:2]
+    return np.array([[2.0 / w, 0.0, -1.0], [0.0, 2.0 / h, -1.0], [0.0, 0.0, 1.0]])
+
+
+def _cells(scores: np.ndarray, stride: int, shape: tuple[int, ...], max_points: int) -> tuple[np.ndarray, np.ndarray]:
+    """Centres (N, 2) of the best-scored descriptor cells inside the image, and their weights."""
+    h, w = shape[:2]
+    ys, xs = np.mgrid[stride // 2:h:stride, stride // 2:w:stride]
+    weight = scores[ys.ravel(), xs.ravel()].astype(np.float64)
+    keep = np.argsort(-weight, kind="stable")[:max_points]
+    return np.column_stack([xs.ravel()[keep], ys.ravel()[keep]]).astype(np.float64), np.maximum(weight[keep], 0.0)
+
+
+def _bilinear(desc: np.ndarray, xy: np.ndarray, stride: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(N, D) samples of an (h, w, D) map at image pixels ``xy`` (s2cv's cell convention, edges
+    clamped) and their derivatives along x and y, per image pixel."""
+    h, w = desc.shape[:2]
+    u = np.clip((xy[:, 0] + 0.5) / stride - 0.5, 0, w - 1)
+    v = np.clip((xy[:, 1] + 0.5) / stride - 0.5, 0, h - 1)
+    u0, v0 = np.minimum(np.floor(u), w - 2).astype(np.int64), np.minimum(np.floor(v), h - 2).astype(np.int64)
+    fu, fv = (u - u0)[:, None].astype(np.float32), (v - v0)[:, None].astype(np.float32)
+    flat, i = desc.reshape(h * w, -1), v0 * w + u0
+    f00, f01, f10, f11 = flat[i], flat[i + 1], flat[i + w], flat[i + w + 1]
+    top, bottom = f00 + (f01 - f00) * fu, f10 + (f11 - f10) * fu
+    dx = ((f01 - f00) * (1 - fv) + (f11 - f10) * fv) / stride
+    return top + (bottom - top) * fv, dx, (bottom - top) / stride
+
+
+def _project(H: np.ndarray, points: np.ndarray, inverse: bool) -> tuple[np.ndarray, np.ndarray]:
+    """Homogeneous unit ``points`` (N, 3) through H (or H^-1): (N, 2) results and their
+    derivatives (N, 2, 8) with respect to H's free entries."""
+    M = np.linalg.inv(H) if inverse else H
+    z = points @ M.T
+    dz = np.zeros((len(points), 3, 8))
+    for k, (i, j) in enumerate(_ENTRIES):
+        if inverse:  # d(H^-1 p) = -H^-1 E_ij H^-1 p
+            dz[:, :, k] = -M[:, i] * z[:, j:j + 1]
+        else:
+            dz[:, i, k] = points[:, j]
+    z3 = z[:, 2:3, None]
+    return z[:, :2] / z[:, 2:], (dz[:, :2] * z3 - z[:, :2, None] * dz[:, 2:]) / z3 ** 2
+
+
+def refine_homography(H_ba: np.ndarray, maps_a: DenseMaps, maps_b: DenseMaps, shape_a: tuple[int, ...],
+                      shape_b: tuple[int, ...], params: RefineParams = RefineParams()) -> np.ndarray:
+    """``H_ba`` (image b -> image a pixels) moved to where the two descriptor maps agree best.
+
+    ``maps_a``/``maps_b`` are the two images' dense maps (``denseMaps``), ``shape_*`` the image
+    sizes. Returns the input unchanged when the optimum lies implausibly far (a corner moves
+    more than ``max_shift`` of the image diagonal): this polishes a model, it does not replace
+    a failed one.
+    """
+    H_ba = np.asarray(H_ba, np.float64)
+    if H_ba.shape != (3, 3) or not np.isfinite(H_ba).all() or abs(np.linalg.det(H_ba)) < 1e-12:
+        raise ValueError("H_ba must be a finite, invertible 3x3 matrix")
+    if maps_a.stride != maps_b.stride:
+        raise ValueError(f"descriptor maps of different strides ({maps_a.stride} vs {maps_b.stride})")
+    stride = maps_a.stride
+    desc = [np.ascontiguousarray(_host(m.descriptors)[0].astype(np.float32).transpose(1, 2, 0)) for m in (maps_a, maps_b)]
+    if min(min(d.shape[:2]) for d in desc) < 2:
+        raise ValueError("descriptor maps smaller than 2x2 cells: the images are too small to refine on")
+    unit = _to_unit(shape_a), _to_unit(shape_b)
+
+    # One term per direction: cells of b sent into a by H, cells of a sent into b by H^-1.
+    terms = []
+    for src, dst, inverse in ((1, 0, False), (0, 1, True)):
+        maps, shape = (maps_a, maps_b)[src], (shape_a, shape_b)[src]
+        xy, weight = _cells(_host(maps.scores)[0], stride, shape, params.max_points)
+        points = np.column_stack([xy, np.ones(len(xy))]) @ unit[src].T
+        terms.append((points, _bilinear(desc[src], xy, stride)[0], weight, desc[dst], (shape_a, shape_b)[dst][:2],
+                      inverse))
+
+    def normal_equations(H: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
+        """Weighted mean squared descriptor residual and its Gauss-Newton JtJ, Jtr."""
+        cost, JtJ, Jtr = 0.0, np.zeros((8, 8)), np.zeros(8)
+        for points, feat, weight, other, (h, w), inverse in terms:
+            q_unit, dq = _project(H, points, inverse)
+            q = (q_unit + 1) * (w / 2, h / 2)
+            weight = weight * ((q[:, 0] >= 0) & (q[:, 0] <= w - 1) & (q[:, 1] >= 0) & (q[:, 1] <= h - 1))
+            if weight.sum() <= 0:
+                continue
+            weight = weight / weight.sum()
+            value, gx, gy = _bilinear(other, q, stride)
+            r = value - feat
+            J = dq * np.array([w / 2, h / 2])[None, :, None] * np.sqrt(weight)[:, None, None]  # (N, 2, 8)
+            G = np.stack([np.stack([(gx * gx).sum(1), (gx * gy).sum(1)], -1),
+                          np.stack([(gx * gy).sum(1), (gy * gy).sum(1)], -1)], -2)  # (N, 2, 2)
+            cost += float((weight * (r * r).sum(1)).sum())
+            JtJ += J.reshape(-1, 8).T @ (G @ J).reshape(-1, 8)
+            Jtr += (J * np.sqrt(weight)[:, None, None]).reshape(-1, 8).T @ np.stack(
+                [(gx * r).sum(1), (gy * r).sum(1)], -1).reshape(-1)
+        return cost, JtJ, Jtr
+
+    H = unit[0] @ H_ba @ np.linalg.inv(unit[1])
+    H = H / H[2, 2]
+    cost, JtJ, Jtr = normal_equations(H)
+    damping = 1e-3
+    for _ in range(params.iters):
+        step = np.linalg.solve(JtJ + damping * np.diag(np.diag(JtJ) + 1e-12), -Jtr)
+        trial = H + np.append(step, 0.0).reshape(3, 3)
+        new = normal_equations(trial)
+        if new[0] < cost:
+            H, (cost, JtJ, Jtr), damping = trial, new, max(damping / 10, 1e-7)
+            if np.abs(step).max() < 1e-6:
+                break
+        else:
+            damping *= 10
+            if damping > 1e4:
+                break
+
+    refined = np.linalg.inv(unit[0]) @ H @ unit[1]
+    refined = refined / refined[2, 2]
+    h, w = shape_b[:2]
+    corners = np.array([[0, 0, 1], [w - 1, 0, 1], [w - 1, h - 1, 1], [0, h - 1, 1]], np.float64).T
+    before, after = H_ba @ corners, refined @ corners
+    shift = np.linalg.norm(before[:2] / before[2] - after[:2] / after[2], axis=0).max()
+    if not np.isfinite(refined).all() or not np.isfinite(shift) or shift > params.max_shift * np.hypot(*shape_a[:2]):
+        return H_ba
+    return refined

@@ -1,0 +1,93 @@
+"""s2cv.refine: featuremetric polishing of a homography on the dense descriptor maps."""
+from __future__ import annotations
+
+import json
+
+import cv2
+import numpy as np
+import pytest
+
+import s2cv
+from s2cv import register as reg
+from s2cv.backends import DenseMaps
+from s2cv.image import to_gray_float
+from s2cv.metrics import corner_error
+from s2cv.refine import RefineParams, refine_homography
+
+# b = a warped by H_AB; refinement works in the other direction (b pixels -> a pixels).
+H_AB = np.array([[0.97, -0.06, 12.0], [0.05, 0.98, -7.0], [4e-5, -3e-5, 1.0]])
+
+
+@pytest.fixture(scope="module")
+def warped_pair():
+    """The bundled visible image and an exact warp of it, with both images' dense maps."""
+    if "default" not in s2cv.available_models():
+        pytest.skip("no default model shipped")
+    a = cv2.cvtColor(reg.read_image(reg.SAMPLES["roadscene"][0]), cv2.COLOR_BGR2GRAY)
+    b = cv2.warpPerspective(a, H_AB, (a.shape[1], a.shape[0]))
+    det = s2cv.S2Net_create()
+    return a, b, det.denseMaps(to_gray_float(a)), det.denseMaps(to_gray_float(b))
+
+
+def _offset(H_ba: np.ndarray, dx: float, dy: float, angle_deg: float) -> np.ndarray:
+    """H_ba followed by a small rigid motion in image a (a start the fit could have given)."""
+    c, s = np.cos(np.radians(angle_deg)), np.sin(np.radians(angle_deg))
+    return np.array([[c, -s, dx], [s, c, dy], [0, 0, 1]]) @ H_ba
+
+
+def test_recovers_a_perturbed_homography(warped_pair):
+    a, b, maps_a, maps_b = warped_pair
+    start = _offset(np.linalg.inv(H_AB), 5.0, -4.0, 1.0)
+    before = corner_error(np.linalg.inv(start), H_AB, a.shape)
+    refined = refine_homography(start, maps_a, maps_b, a.shape, b.shape)
+    after = corner_error(np.linalg.inv(refined), H_AB, a.shape)
+    assert before > 5.0 and after < 1.0, (before, after)
+
+
+def test_gives_up_instead_of_drifting(warped_pair):
+    a, b, maps_a, maps_b = warped_pair
+    start = _offset(np.linalg.inv(H_AB), 5.0, -4.0, 1.0)
+    kept = refine_homography(start, maps_a, maps_b, a.shape, b.shape, RefineParams(max_shift=1e-6))
+    np.testing.assert_array_equal(kept, start)
+
+
+def test_bad_inputs(warped_pair):
+    a, b, maps_a, maps_b = warped_pair
+    with pytest.raises(ValueError, match="invertible"):
+        refine_homography(np.zeros((3, 3)), maps_a, maps_b, a.shape, b.shape)
+    with pytest.raises(ValueError, match="invertible"):
+        refine_homography(np.full((3, 3), np.nan), maps_a, maps_b, a.shape, b.shape)
+    other = DenseMaps(scores=maps_b.scores, descriptors=maps_b.descriptors, stride=maps_b.stride * 2)
+    with pytest.raises(ValueError, match="strides"):
+        refine_homography(np.eye(3), maps_a, other, a.shape, b.shape)
+    tiny = DenseMaps(scores=np.zeros((1, 4, 4), np.float32), descriptors=np.ones((1, 8, 1, 1), np.float32),
+                     stride=maps_a.stride)
+    with pytest.raises(ValueError, match="too small"):
+        refine_homography(np.eye(3), tiny, tiny, (4, 4), (4, 4))
+    for bad in ({"iters": 0}, {"iters": 2.5}, {"max_points": 8}, {"max_shift": float("nan")}):
+        with pytest.raises(ValueError):
+            RefineParams(**bad)
+
+
+def test_register_refine_option(warped_pair):
+    a, b, _, _ = warped_pair
+    det = s2cv.S2Net_create(nfeatures=1024)
+    plain = reg.register(a, b, det)
+    refined = reg.register(a, b, det, refine=True)
+    assert plain.success and refined.success and "refine" in refined.timings
+    # Same matches and inliers; only H is polished (and stays on the truth of this exact warp).
+    assert refined.num_inliers == plain.num_inliers and not np.array_equal(refined.H, plain.H)
+    assert corner_error(np.linalg.inv(refined.H), H_AB, a.shape) < 1.0
+    with pytest.raises(ValueError, match="s2cv detector"):
+        reg.register(a, b, cv2.SIFT_create(), refine=True)
+    with pytest.raises(ValueError, match="homography"):
+        reg.register(a, b, det, transform="affine", refine=True)
+
+
+def test_cli_refine_flag(tmp_path, capsys):
+    if "default" not in s2cv.available_models():
+        pytest.skip("no default model shipped")
+    assert reg.main(["--sample", "-o", str(tmp_path), "--refine"]) == 0
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary["refine"] is True and summary["timings_ms"]["refine"] > 0
+    assert "corner error" in capsys.readouterr().out
