@@ -26,12 +26,15 @@ class RefineParams:
     iters: int = 20            # Levenberg-Marquardt steps at most
     max_points: int = 16384    # best-scored map cells per image (fewer lost pairs on validation)
     max_shift: float = 0.1     # keep the input if a corner moves more than this x image diagonal
+    levels: int = 1            # descriptor-map pyramid levels, coarse to fine (1 = the maps as they are)
 
     def __post_init__(self) -> None:
         if int(self.iters) != self.iters or self.iters < 1:
             raise ValueError(f"iters must be an integer >= 1, got {self.iters!r}")
         if int(self.max_points) != self.max_points or self.max_points < 16:
             raise ValueError(f"max_points must be an integer >= 16, got {self.max_points!r}")
+        if int(self.levels) != self.levels or self.levels < 1:
+            raise ValueError(f"levels must be an integer >= 1, got {self.levels!r}")
         if not (self.max_shift > 0 and np.isfinite(self.max_shift)):
             raise ValueError(f"max_shift must be a positive number, got {self.max_shift!r}")
 
@@ -86,37 +89,30 @@ def _project(H: np.ndarray, points: np.ndarray, inverse: bool) -> tuple[np.ndarr
     return z[:, :2] / z[:, 2:], (dz[:, :2] * z3 - z[:, :2, None] * dz[:, 2:]) / z3 ** 2
 
 
-def refine_homography(H_ba: np.ndarray, maps_a: DenseMaps, maps_b: DenseMaps, shape_a: tuple[int, ...],
-                      shape_b: tuple[int, ...], params: RefineParams = RefineParams()) -> np.ndarray:
-    """``H_ba`` (image b -> image a pixels) moved to where the two descriptor maps agree best.
+def _pool(desc: np.ndarray, factor: int) -> np.ndarray:
+    """An (h, w, D) map averaged over factor x factor cells and re-normalised (a coarser level)."""
+    if factor == 1:
+        return desc
+    h, w = desc.shape[0] // factor * factor, desc.shape[1] // factor * factor
+    pooled = desc[:h, :w].reshape(h // factor, factor, w // factor, factor, -1).mean((1, 3))
+    return pooled / np.maximum(np.linalg.norm(pooled, axis=-1, keepdims=True), 1e-6)
 
-    ``maps_a``/``maps_b`` are the two images' dense maps (``denseMaps``), ``shape_*`` the image
-    sizes. Returns the input unchanged when the optimum lies implausibly far (a corner moves
-    more than ``max_shift`` of the image diagonal): this polishes a model, it does not replace
-    a failed one.
-    """
-    H_ba = np.asarray(H_ba, np.float64)
-    if H_ba.shape != (3, 3) or not np.isfinite(H_ba).all() or abs(np.linalg.det(H_ba)) < 1e-12:
-        raise ValueError("H_ba must be a finite, invertible 3x3 matrix")
-    if maps_a.stride != maps_b.stride:
-        raise ValueError(f"descriptor maps of different strides ({maps_a.stride} vs {maps_b.stride})")
-    stride = maps_a.stride
-    desc = [np.ascontiguousarray(_host(m.descriptors)[0].astype(np.float32).transpose(1, 2, 0)) for m in (maps_a, maps_b)]
-    if min(min(d.shape[:2]) for d in desc) < 2:
-        raise ValueError("descriptor maps smaller than 2x2 cells: the images are too small to refine on")
-    unit = _to_unit(shape_a), _to_unit(shape_b)
 
-    # One term per direction: cells of b sent into a by H, cells of a sent into b by H^-1.
+def _terms(desc: list[np.ndarray], maps: tuple[DenseMaps, DenseMaps], shapes: tuple[tuple[int, ...], ...],
+           unit: tuple[np.ndarray, np.ndarray], stride: int, max_points: int) -> list[tuple]:
+    """One least-squares term per direction: cells of b sent into a by H, cells of a into b by H^-1."""
     terms = []
     for src, dst, inverse in ((1, 0, False), (0, 1, True)):
-        maps, shape = (maps_a, maps_b)[src], (shape_a, shape_b)[src]
-        xy, weight = _cells(_host(maps.scores)[0], stride, shape, params.max_points)
+        xy, weight = _cells(_host(maps[src].scores)[0], stride, shapes[src], max_points)
         points = np.column_stack([xy, np.ones(len(xy))]) @ unit[src].T
-        terms.append((points, _bilinear(desc[src], xy, stride)[0], weight, desc[dst], (shape_a, shape_b)[dst][:2],
-                      inverse))
+        terms.append((points, _bilinear(desc[src], xy, stride)[0], weight, desc[dst], shapes[dst][:2], inverse))
+    return terms
+
+
+def _levenberg_marquardt(H: np.ndarray, terms: list[tuple], stride: int, iters: int) -> np.ndarray:
+    """Minimise the weighted mean squared descriptor residual over H's eight free entries."""
 
     def normal_equations(H: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
-        """Weighted mean squared descriptor residual and its Gauss-Newton JtJ, Jtr."""
         cost, JtJ, Jtr = 0.0, np.zeros((8, 8)), np.zeros(8)
         for points, feat, weight, other, (h, w), inverse in terms:
             q_unit, dq = _project(H, points, inverse)
@@ -136,11 +132,9 @@ def refine_homography(H_ba: np.ndarray, maps_a: DenseMaps, maps_b: DenseMaps, sh
                 [(gx * r).sum(1), (gy * r).sum(1)], -1).reshape(-1)
         return cost, JtJ, Jtr
 
-    H = unit[0] @ H_ba @ np.linalg.inv(unit[1])
-    H = H / H[2, 2]
     cost, JtJ, Jtr = normal_equations(H)
     damping = 1e-3
-    for _ in range(params.iters):
+    for _ in range(iters):
         step = np.linalg.solve(JtJ + damping * np.diag(np.diag(JtJ) + 1e-12), -Jtr)
         trial = H + np.append(step, 0.0).reshape(3, 3)
         new = normal_equations(trial)
@@ -152,6 +146,36 @@ def refine_homography(H_ba: np.ndarray, maps_a: DenseMaps, maps_b: DenseMaps, sh
             damping *= 10
             if damping > 1e4:
                 break
+    return H
+
+
+def refine_homography(H_ba: np.ndarray, maps_a: DenseMaps, maps_b: DenseMaps, shape_a: tuple[int, ...],
+                      shape_b: tuple[int, ...], params: RefineParams = RefineParams()) -> np.ndarray:
+    """``H_ba`` (image b -> image a pixels) moved to where the two descriptor maps agree best.
+
+    ``maps_a``/``maps_b`` are the two images' dense maps (``denseMaps``), ``shape_*`` the image
+    sizes. Returns the input unchanged when the optimum lies implausibly far (a corner moves
+    more than ``max_shift`` of the image diagonal): this polishes a model, it does not replace
+    a failed one.
+    """
+    H_ba = np.asarray(H_ba, np.float64)
+    if H_ba.shape != (3, 3) or not np.isfinite(H_ba).all() or abs(np.linalg.det(H_ba)) < 1e-12:
+        raise ValueError("H_ba must be a finite, invertible 3x3 matrix")
+    if maps_a.stride != maps_b.stride:
+        raise ValueError(f"descriptor maps of different strides ({maps_a.stride} vs {maps_b.stride})")
+    stride = maps_a.stride
+    desc = [np.ascontiguousarray(_host(m.descriptors)[0].astype(np.float32).transpose(1, 2, 0)) for m in (maps_a, maps_b)]
+    if min(min(d.shape[:2]) for d in desc) < 2:
+        raise ValueError("descriptor maps smaller than 2x2 cells: the images are too small to refine on")
+    unit = _to_unit(shape_a), _to_unit(shape_b)
+    H = unit[0] @ H_ba @ np.linalg.inv(unit[1])
+    H = H / H[2, 2]
+    for level in reversed(range(params.levels)):  # coarse to fine: a wider basin, then precision
+        pooled = [_pool(d, 2 ** level) for d in desc]
+        if min(min(d.shape[:2]) for d in pooled) < 2:
+            continue
+        H = _levenberg_marquardt(H, _terms(pooled, (maps_a, maps_b), (shape_a, shape_b), unit, stride * 2 ** level,
+                                          params.max_points), stride * 2 ** level, params.iters)
 
     refined = np.linalg.inv(unit[0]) @ H @ unit[1]
     refined = refined / refined[2, 2]

@@ -32,7 +32,7 @@ import numpy as np
 from . import viz
 from .image import to_gray_float, to_uint8
 from .metrics import corner_error
-from .refine import refine_homography
+from .refine import RefineParams, refine_homography
 
 TRANSFORMS = ("homography", "affine", "similarity")
 MIN_POINTS = {"homography": 4, "affine": 3, "similarity": 2}
@@ -218,7 +218,7 @@ def register(
     transform: str = "homography",
     ransac_threshold: float = 3.0,
     min_inliers: int = 12,
-    refine: bool = False,
+    refine: bool | RefineParams = False,
 ) -> RegistrationResult:
     """Estimate the transform that maps IR pixels onto the visible image.
 
@@ -227,9 +227,9 @@ def register(
     nfeatures, model=model)``; ``model``/``nfeatures`` only apply then). Matches are mutual
     nearest neighbours under ``detector.defaultNorm()``; ``ratio`` adds Lowe's ratio test.
     Failure to register is not an exception: check ``result.success`` / ``result.message``.
-    ``refine`` polishes a successful homography on the two images' dense descriptor maps
-    (``s2cv.refine``; s2cv detectors only; one more network pass per image and 2-4 s on a
-    2-core CPU). The matches and inlier mask stay those of the fit.
+    ``refine`` (True, or a ``RefineParams``) polishes a successful homography on the two
+    images' dense descriptor maps (``s2cv.refine``; s2cv detectors only; one more network pass
+    per image and 2-4 s on a 2-core CPU). The matches and inlier mask stay those of the fit.
     """
     _check_options(transform, ratio, ransac_threshold, min_inliers)
     from .feature2d import S2Net_create, S2NetFeature2D
@@ -262,7 +262,8 @@ def register(
     if refine and result.success:
         t = time.perf_counter()
         maps = [detector.denseMaps(to_gray_float(img)) for img in (a, b)]
-        result.H = refine_homography(result.H, *maps, a.shape, b.shape)
+        params = refine if isinstance(refine, RefineParams) else RefineParams()
+        result.H = refine_homography(result.H, *maps, a.shape, b.shape, params)
         result.timings["refine"] = (time.perf_counter() - t) * 1e3
     result.timings = {**timings, **result.timings, "total": (time.perf_counter() - t_start) * 1e3}
     return result

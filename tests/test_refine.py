@@ -35,11 +35,12 @@ def _offset(H_ba: np.ndarray, dx: float, dy: float, angle_deg: float) -> np.ndar
     return np.array([[c, -s, dx], [s, c, dy], [0, 0, 1]]) @ H_ba
 
 
-def test_recovers_a_perturbed_homography(warped_pair):
+@pytest.mark.parametrize("levels", [1, 3])
+def test_recovers_a_perturbed_homography(warped_pair, levels):
     a, b, maps_a, maps_b = warped_pair
     start = _offset(np.linalg.inv(H_AB), 5.0, -4.0, 1.0)
     before = corner_error(np.linalg.inv(start), H_AB, a.shape)
-    refined = refine_homography(start, maps_a, maps_b, a.shape, b.shape)
+    refined = refine_homography(start, maps_a, maps_b, a.shape, b.shape, RefineParams(levels=levels))
     after = corner_error(np.linalg.inv(refined), H_AB, a.shape)
     assert before > 5.0 and after < 1.0, (before, after)
 
@@ -64,7 +65,7 @@ def test_bad_inputs(warped_pair):
                      stride=maps_a.stride)
     with pytest.raises(ValueError, match="too small"):
         refine_homography(np.eye(3), tiny, tiny, (4, 4), (4, 4))
-    for bad in ({"iters": 0}, {"iters": 2.5}, {"max_points": 8}, {"max_shift": float("nan")}):
+    for bad in ({"iters": 0}, {"iters": 2.5}, {"max_points": 8}, {"max_shift": float("nan")}, {"levels": 0}):
         with pytest.raises(ValueError):
             RefineParams(**bad)
 
@@ -75,6 +76,8 @@ def test_register_refine_option(warped_pair):
     plain = reg.register(a, b, det)
     refined = reg.register(a, b, det, refine=True)
     assert plain.success and refined.success and "refine" in refined.timings
+    coarse = reg.register(a, b, det, refine=RefineParams(levels=2))
+    assert corner_error(np.linalg.inv(coarse.H), H_AB, a.shape) < 1.0 and not np.array_equal(coarse.H, refined.H)
     # Same matches and inliers; only H is polished (and stays on the truth of this exact warp).
     assert refined.num_inliers == plain.num_inliers and not np.array_equal(refined.H, plain.H)
     assert corner_error(np.linalg.inv(refined.H), H_AB, a.shape) < 1.0
