@@ -618,7 +618,7 @@ def test_shipped_default_model():
             s2cv.S2Net_create()
         return
     errors = _shipped_default_errors()
-    # Both bundled pairs register (>= 12 inliers) close to the truth: ~11.7 px and ~8.5 px today.
+    # Both bundled pairs register (>= 12 inliers) close to the truth: 11.6 px and 7.9 px today.
     assert errors["roadscene"] < 20 and errors["visnir"] < 20, errors
 
 
@@ -651,7 +651,7 @@ def test_every_shipped_zoo_model_loads_and_describes(name):
 
 
 @pytest.mark.xfail(strict=True, reason="issue 5 target not met yet: the shipped default registers the "
-                   "RoadScene sample at ~11.7 px and the VIS-NIR one at ~8.5 px, not < 5 px (docs/models.md)")
+                   "RoadScene sample at 11.6 px and the VIS-NIR one at 7.9 px, not < 5 px (docs/models.md)")
 def test_shipped_default_meets_5px_target():
     if "default" not in s2cv.available_models():
         pytest.skip("no default model shipped")
