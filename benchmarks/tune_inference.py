@@ -35,8 +35,9 @@ from s2cv.zoo import load_model
 
 
 KNOBS = ("ranking", "nms", "ransac", "ratio", "multiscale", "estimator", "refine")
-REFINE_SETTINGS = (RefineParams(), RefineParams(iters=10), RefineParams(max_points=4096),
-                   RefineParams(max_points=65536), RefineParams(levels=2), RefineParams(levels=3))
+REFINE_SETTINGS = (RefineParams(), RefineParams(dims=0), RefineParams(dims=32), RefineParams(dims=16),
+                   RefineParams(iters=10), RefineParams(max_points=4096), RefineParams(max_points=65536),
+                   RefineParams(levels=2), RefineParams(levels=3))
 
 
 def detect(net: nn.Module, items: list, k: int, **params) -> tuple[int, list]:

@@ -229,7 +229,7 @@ def register(
     Failure to register is not an exception: check ``result.success`` / ``result.message``.
     ``refine`` (True, or a ``RefineParams``) polishes a successful homography on the two
     images' dense descriptor maps (``s2cv.refine``; s2cv detectors only; one more network pass
-    per image and 2-4 s on a 2-core CPU). The matches and inlier mask stay those of the fit.
+    per image and about 1 s on a 2-core CPU). The matches and inlier mask stay those of the fit.
     """
     _check_options(transform, ratio, ransac_threshold, min_inliers)
     from .feature2d import S2Net_create, S2NetFeature2D
@@ -390,7 +390,7 @@ def build_parser(prog: str = "s2cv register") -> argparse.ArgumentParser:
     p.add_argument("--ransac-threshold", type=float, default=3.0, help="inlier threshold, px (default: 3)")
     p.add_argument("--min-inliers", type=int, default=12, help="fewer inliers = failure (default: 12)")
     p.add_argument("--refine", action="store_true",
-                   help="polish the homography on the dense descriptor maps (s2cv models; 2-4 s more on a 2-core CPU)")
+                   help="polish the homography on the dense descriptor maps (s2cv models; about 1 s more on a 2-core CPU)")
     p.add_argument("--backend", default="auto", help="inference backend: auto, torch, onnxruntime, tensorrt")
     p.add_argument("--device", default="auto", help="torch device, e.g. cpu or cuda (default: auto)")
     return p

@@ -35,12 +35,12 @@ def _offset(H_ba: np.ndarray, dx: float, dy: float, angle_deg: float) -> np.ndar
     return np.array([[c, -s, dx], [s, c, dy], [0, 0, 1]]) @ H_ba
 
 
-@pytest.mark.parametrize("levels", [1, 3])
-def test_recovers_a_perturbed_homography(warped_pair, levels):
+@pytest.mark.parametrize("params", [RefineParams(), RefineParams(dims=0), RefineParams(levels=3)])
+def test_recovers_a_perturbed_homography(warped_pair, params):
     a, b, maps_a, maps_b = warped_pair
     start = _offset(np.linalg.inv(H_AB), 5.0, -4.0, 1.0)
     before = corner_error(np.linalg.inv(start), H_AB, a.shape)
-    refined = refine_homography(start, maps_a, maps_b, a.shape, b.shape, RefineParams(levels=levels))
+    refined = refine_homography(start, maps_a, maps_b, a.shape, b.shape, params)
     after = corner_error(np.linalg.inv(refined), H_AB, a.shape)
     assert before > 5.0 and after < 1.0, (before, after)
 
@@ -65,7 +65,8 @@ def test_bad_inputs(warped_pair):
                      stride=maps_a.stride)
     with pytest.raises(ValueError, match="too small"):
         refine_homography(np.eye(3), tiny, tiny, (4, 4), (4, 4))
-    for bad in ({"iters": 0}, {"iters": 2.5}, {"max_points": 8}, {"max_shift": float("nan")}, {"levels": 0}):
+    for bad in ({"iters": 0}, {"iters": 2.5}, {"max_points": 8}, {"max_shift": float("nan")}, {"levels": 0},
+                {"dims": -1}):
         with pytest.raises(ValueError):
             RefineParams(**bad)
 
@@ -94,3 +95,19 @@ def test_cli_refine_flag(tmp_path, capsys):
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert summary["refine"] is True and summary["timings_ms"]["refine"] > 0
     assert "corner error" in capsys.readouterr().out
+
+
+def test_principal_axes_keep_the_descriptor_variance(warped_pair):
+    """The projection keeps the leading axes: 64 of the default's 128 channels hold all of its
+    maps' variance (so the default projection loses nothing), 16 hold most of it."""
+    from s2cv.refine import _principal
+
+    _, _, maps_a, maps_b = warped_pair
+    desc = [np.ascontiguousarray(m.descriptors[0].transpose(1, 2, 0)) for m in (maps_a, maps_b)]
+
+    def variance(maps: list[np.ndarray]) -> float:
+        cells = np.concatenate([d.reshape(-1, d.shape[2]) for d in maps])
+        return float(((cells - cells.mean(0)) ** 2).sum())
+
+    assert variance(_principal(desc, 64)) > 0.999 * variance(desc)
+    assert variance(_principal(desc, 16)) > 0.5 * variance(desc)
