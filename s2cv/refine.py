@@ -176,6 +176,9 @@ def refine_homography(H_ba: np.ndarray, maps_a: DenseMaps, maps_b: DenseMaps, sh
     if maps_a.stride != maps_b.stride:
         raise ValueError(f"descriptor maps of different strides ({maps_a.stride} vs {maps_b.stride})")
     stride = maps_a.stride
+    for name, maps, shape in (("a", maps_a, shape_a), ("b", maps_b, shape_b)):
+        if tuple(np.shape(maps.scores)[-2:]) != tuple(shape[:2]):
+            raise ValueError(f"maps_{name}: scores of shape {np.shape(maps.scores)[-2:]} for an image of {shape[:2]}")
     desc = [np.ascontiguousarray(_host(m.descriptors)[0].astype(np.float32).transpose(1, 2, 0)) for m in (maps_a, maps_b)]
     if min(min(d.shape[:2]) for d in desc) < 2:
         raise ValueError("descriptor maps smaller than 2x2 cells: the images are too small to refine on")
