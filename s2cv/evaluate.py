@@ -232,13 +232,11 @@ def _detect(det: Feature2D, img: np.ndarray) -> tuple[np.ndarray, np.ndarray | N
     return pts, desc, dt
 
 
-def _refined_corner_error(pts_a: np.ndarray, desc_a: np.ndarray | None, pts_b: np.ndarray,
-                          desc_b: np.ndarray | None, norm: int | None, H: np.ndarray, shape_a: Sequence[int],
+def _refined_corner_error(ma: np.ndarray, mb: np.ndarray, H: np.ndarray, shape_a: Sequence[int],
                           shape_b: Sequence[int], maps_a: DenseMaps, maps_b: DenseMaps) -> float:
-    """Corner error after ``refine_homography`` polishes the protocol fit (``score_pair``'s: the
-    same matches and the deterministic MAGSAC give the same starting model)."""
-    idx = mutual_nn_matches(desc_a, desc_b, norm)
-    H_ab = estimate_homography(pts_a[idx[:, 0]], pts_b[idx[:, 1]])
+    """Corner error after ``refine_homography`` polishes the protocol fit of the matched points
+    ``ma``/``mb`` (``score_pair``'s fit: the deterministic MAGSAC gives the same starting model)."""
+    H_ab = estimate_homography(ma, mb)
     if H_ab is None or abs(np.linalg.det(H_ab)) < 1e-12:
         return math.inf
     H_ba = refine_homography(np.linalg.inv(H_ab), maps_a, maps_b, tuple(shape_a), tuple(shape_b))
@@ -301,21 +299,19 @@ def evaluate(
         for (spec, k), det in detectors.items():
             pts_a, desc_a, ta = _detect(det, img_a)
             pts_b, desc_b, tb = _detect(det, img_b)
-            norm = _norm_of(det)
+            idx = mutual_nn_matches(desc_a, desc_b, _norm_of(det))
+            ma, mb = pts_a[idx[:, 0]], pts_b[idx[:, 1]]
             result = score_pair(
-                pts_a, desc_a, pts_b, desc_b, pair.H, img_a.shape, img_b.shape, threshold, norm,
-                name=pair.name, method=spec, k=k, ms=(ta + tb) / 2 * 1000,
+                pts_a, desc_a, pts_b, desc_b, pair.H, img_a.shape, img_b.shape, threshold,
+                name=pair.name, method=spec, k=k, ms=(ta + tb) / 2 * 1000, matches=idx,
             )
             results.append(result)
             if refine and isinstance(det, S2NetFeature2D):
                 if spec not in dense:
                     dense[spec] = (det.denseMaps(to_gray_float(img_a)), det.denseMaps(to_gray_float(img_b)))
-                err = _refined_corner_error(pts_a, desc_a, pts_b, desc_b, norm, pair.H, img_a.shape, img_b.shape,
-                                            *dense[spec])
+                err = _refined_corner_error(ma, mb, pair.H, img_a.shape, img_b.shape, *dense[spec])
                 results.append(replace(result, method=f"{spec}+refine", corner_error=err))
             if out_dir is not None and i < n_plots and (spec, k) == plot_key:
-                idx = mutual_nn_matches(desc_a, desc_b, norm)
-                ma, mb = pts_a[idx[:, 0]], pts_b[idx[:, 1]]
                 ok = match_errors(ma, mb, pair.H) <= threshold
                 canvas = viz.draw_matches(img_a, img_b, ma, mb, ok)
                 fname = f"matches_{_safe(spec)}_k{k}_{_safe(pair.name)}.png"

@@ -204,12 +204,17 @@ def score_pair(
     method: str = "",
     k: int = 0,
     ms: float = math.nan,
+    matches: np.ndarray | None = None,
 ) -> PairResult:
-    """Compute NC, NCM, CMR, MMA and corner error of one pair from keypoints and descriptors."""
+    """Compute NC, NCM, CMR, MMA and corner error of one pair from keypoints and descriptors.
+
+    ``matches``: the pair's ``mutual_nn_matches(desc_a, desc_b, norm)`` when the caller already
+    has them (it uses them too), so they are not computed twice.
+    """
     pts_a = np.asarray(pts_a, dtype=np.float64).reshape(-1, 2)
     pts_b = np.asarray(pts_b, dtype=np.float64).reshape(-1, 2)
     nc = repeatability(pts_a, pts_b, H, shape_b, threshold, shape_a)
-    idx = mutual_nn_matches(desc_a, desc_b, norm)
+    idx = mutual_nn_matches(desc_a, desc_b, norm) if matches is None else matches
     ma, mb = pts_a[idx[:, 0]], pts_b[idx[:, 1]]
     errors = match_errors(ma, mb, H)
     ncm = int((errors <= threshold).sum())
