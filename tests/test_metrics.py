@@ -153,6 +153,15 @@ def test_score_pair_shift_with_right_and_wrong_homography():
     assert wrong.corner_error == pytest.approx(5.0, abs=1e-3)
 
 
+def test_score_pair_uses_the_callers_matches():
+    pts, desc = grid_points(), unique_descriptors(36)
+    own = score_pair(pts, desc, pts, desc, np.eye(3), SHAPE, SHAPE)
+    given = score_pair(pts, desc, pts, desc, np.eye(3), SHAPE, SHAPE, matches=mutual_nn_matches(desc, desc))
+    assert (given.matches, given.ncm, given.corner_error) == (own.matches, own.ncm, own.corner_error)
+    half = score_pair(pts, desc, pts, desc, np.eye(3), SHAPE, SHAPE, matches=np.stack([np.arange(18)] * 2, 1))
+    assert (half.matches, half.ncm, half.nc) == (18, 18, 36)  # matching is not redone
+
+
 def test_score_pair_without_matches_does_not_crash():
     pts = grid_points()
     r = score_pair(pts, None, pts, None, np.eye(3), SHAPE, SHAPE)
