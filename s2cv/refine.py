@@ -180,6 +180,8 @@ def refine_homography(H_ba: np.ndarray, maps_a: DenseMaps, maps_b: DenseMaps, sh
         if tuple(np.shape(maps.scores)[-2:]) != tuple(shape[:2]):
             raise ValueError(f"maps_{name}: scores of shape {np.shape(maps.scores)[-2:]} for an image of {shape[:2]}")
     desc = [np.ascontiguousarray(_host(m.descriptors)[0].astype(np.float32).transpose(1, 2, 0)) for m in (maps_a, maps_b)]
+    if not all(np.isfinite(d).all() and np.isfinite(_host(m.scores)).all() for d, m in zip(desc, (maps_a, maps_b))):
+        raise ValueError("dense maps hold NaN/Inf values")
     if min(min(d.shape[:2]) for d in desc) < 2:
         raise ValueError("descriptor maps smaller than 2x2 cells: the images are too small to refine on")
     if 0 < params.dims < desc[0].shape[2]:

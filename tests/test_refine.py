@@ -60,6 +60,10 @@ def test_bad_inputs(warped_pair):
         refine_homography(np.full((3, 3), np.nan), maps_a, maps_b, a.shape, b.shape)
     with pytest.raises(ValueError, match="scores of shape"):
         refine_homography(np.eye(3), maps_a, maps_b, a.shape, (b.shape[0] + 8, b.shape[1]))
+    nan = DenseMaps(scores=maps_b.scores, descriptors=maps_b.descriptors.copy(), stride=maps_b.stride)
+    nan.descriptors[0, :, 3, 3] = np.nan
+    with pytest.raises(ValueError, match="NaN"):
+        refine_homography(np.eye(3), maps_a, nan, a.shape, b.shape)
     other = DenseMaps(scores=maps_b.scores, descriptors=maps_b.descriptors, stride=maps_b.stride * 2)
     with pytest.raises(ValueError, match="strides"):
         refine_homography(np.eye(3), maps_a, other, a.shape, b.shape)
