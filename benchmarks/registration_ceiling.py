@@ -14,7 +14,12 @@ does) and compares two fits with the ground truth (GT), and the methods' fits wi
   the GT by more than t px point at the GT (the benchmark pair's own alignment), not at either
   detector. Such pairs are listed by name.
 
+``--pairs`` restricts the run to named pairs and prints each one's corner errors and the
+distances between the methods' fits (how the bundled samples were checked, docs/models.md).
+
     python benchmarks/registration_ceiling.py --dataset visnir --data ../shared/data/visnir --methods s2net,sift --k 4096
+    python benchmarks/registration_ceiling.py --dataset visnir --data ../shared/data/visnir \
+        --methods s2net,s2net:r2d2,sift --pairs field/0001,field/0008
 """
 from __future__ import annotations
 
@@ -42,9 +47,16 @@ def main() -> None:
     p.add_argument("--k", type=int, default=4096)
     p.add_argument("--thresholds", default="5,10", help="corner-error thresholds t, px")
     p.add_argument("--agree", type=float, default=2.0, help="two methods agree if their fits differ by <= this, px")
+    p.add_argument("--pairs", help="comma-separated pair names: only these, each reported")
     args = p.parse_args()
     thresholds = [float(x) for x in args.thresholds.split(",")]
     pairs = LOADERS[args.dataset](args.data)
+    if args.pairs:
+        wanted = args.pairs.split(",")
+        unknown = sorted(set(wanted) - {pair.name for pair in pairs})
+        if unknown:
+            p.error(f"no such pairs in {args.data}: {', '.join(unknown)}")
+        pairs = [pair for pair in pairs if pair.name in wanted]
     methods = args.methods.split(",")
     detectors = {m: create_method(m, args.k) for m in methods}
     fits: dict[str, list[np.ndarray | None]] = {m: [] for m in methods}
@@ -72,6 +84,14 @@ def main() -> None:
                                          RefineParams(max_shift=1.0, dims=0))  # any drift; full maps
                 rows[method]["refined GT"].append(corner_error(np.linalg.inv(H_ba), pair.H, a.shape))
 
+    if args.pairs:
+        for i, pair in enumerate(pairs):
+            print(f"\n{pair.name}: corner error (px) to the GT, and between the methods' protocol fits")
+            for m1 in methods:
+                between = ", ".join(f"{m2} {corner_error(fits[m1][i], fits[m2][i], shapes[i]):.1f}"
+                                    for m2 in methods if m2 != m1)
+                to_gt = ", ".join(f"{fit} {e[i]:.1f}" for fit, e in rows[m1].items())
+                print(f"  {m1}: {to_gt}; to {between or '-'}")
     print(f"\n{args.dataset}, {len(pairs)} pairs, K={args.k}: share of pairs with corner error <= t")
     print("| method | fit | " + " | ".join(f"t = {t:g} px" for t in thresholds) + " |")
     print("|---|---|" + "---|" * len(thresholds))

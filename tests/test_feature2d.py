@@ -618,7 +618,7 @@ def test_shipped_default_model():
             s2cv.S2Net_create()
         return
     errors = _shipped_default_errors()
-    # Both bundled pairs register (>= 12 inliers) close to the truth: 11.6 px and 7.9 px today.
+    # Both bundled pairs register (>= 12 inliers) close to the truth: 11.6 px and 1.7 px today.
     assert errors["roadscene"] < 20 and errors["visnir"] < 20, errors
 
 
@@ -650,10 +650,10 @@ def test_every_shipped_zoo_model_loads_and_describes(name):
     np.testing.assert_allclose(np.linalg.norm(des, axis=1), 1.0, atol=1e-4)
 
 
-@pytest.mark.xfail(strict=True, reason="issue 5 target not met yet: the shipped default registers the "
-                   "RoadScene sample at 11.6 px and the VIS-NIR one at 7.9 px, not < 5 px (docs/models.md)")
-def test_shipped_default_meets_5px_target():
+def test_shipped_default_registers_a_bundled_pair_within_5px():
+    """Issue 5's bar: the VIS-NIR sample (ground truth confirmed by SIFT, see test_register)
+    registers at 1.7 px today; the RoadScene one stays above 5 px (docs/models.md says why)."""
     if "default" not in s2cv.available_models():
         pytest.skip("no default model shipped")
     errors = _shipped_default_errors()
-    assert min(errors.values()) < 5.0, errors
+    assert errors["visnir"] < 5.0, errors
