@@ -151,7 +151,14 @@ class S2NetFeature2D(cv2.Feature2D):
             if keypoints is None:
                 raise ValueError("useProvidedKeypoints=True needs keypoints=...")
             return self._compute(image, keypoints)
-        return self._detect(image, mask)
+        return self._detect(image, mask)[:2]
+
+    def detectAndComputeMaps(self, image: np.ndarray, mask: Any = None
+                             ) -> tuple[tuple[cv2.KeyPoint, ...], np.ndarray | None, DenseMaps]:
+        """``detectAndCompute`` plus the full-resolution dense maps it ran on, so a consumer of the
+        maps (``s2cv.refine``) does not run the network a second time."""
+        kps, desc, maps = self._detect(image, mask)
+        return kps, desc, maps if maps is not None else self.denseMaps(to_gray_float(image))
 
     def write(self, fs: cv2.FileStorage | str, name: str | None = None) -> None:
         """Save parameters and model reference to a cv2.FileStorage (or a file name)."""
@@ -221,12 +228,14 @@ class S2NetFeature2D(cv2.Feature2D):
         maps.scores = maps.scores[:, : gray.shape[0], : gray.shape[1]]
         return maps
 
-    def _detect(self, image: np.ndarray, mask: Any) -> tuple[tuple[cv2.KeyPoint, ...], np.ndarray | None]:
+    def _detect(self, image: np.ndarray, mask: Any
+                ) -> tuple[tuple[cv2.KeyPoint, ...], np.ndarray | None, DenseMaps | None]:
+        """Keypoints, descriptors and the scale-1 maps (None when the pyramid has no scale 1)."""
         gray = to_gray_float(image)
         mask = check_mask(mask, gray.shape)
         p = self._params
         scales = p.scales if p.multiscale else (1.0,)
-        rows, descs = [], []
+        rows, descs, full = [], [], None
         for octave, s in enumerate(scales):
             img_s, mask_s = gray, mask
             if s != 1.0:
@@ -234,7 +243,9 @@ class S2NetFeature2D(cv2.Feature2D):
                 img_s = cv2.resize(gray, size, interpolation=cv2.INTER_AREA)
                 if mask is not None:
                     mask_s = cv2.resize(mask, size, interpolation=cv2.INTER_NEAREST)
-            kpts, desc = self._keypoints(self.denseMaps(img_s), mask_s)
+            maps = self.denseMaps(img_s)
+            full = maps if s == 1.0 else full
+            kpts, desc = self._keypoints(maps, mask_s)
             sx, sy = gray.shape[1] / img_s.shape[1], gray.shape[0] / img_s.shape[0]
             xy = (kpts[:, :2] + 0.5) * (sx, sy) - 0.5
             rows.append(np.column_stack([xy, kpts[:, 2], np.full(len(kpts), octave), np.full(len(kpts), sx)]))
@@ -247,7 +258,7 @@ class S2NetFeature2D(cv2.Feature2D):
             table, desc = table[order], desc[order]
         kps = tuple(cv2.KeyPoint(float(x), float(y), float(p.keypoint_size * s), -1.0, float(r), int(o))
                     for x, y, r, o, s in table.tolist())
-        return kps, (np.ascontiguousarray(desc, np.float32) if len(kps) else None)
+        return kps, (np.ascontiguousarray(desc, np.float32) if len(kps) else None), full
 
     def _keypoints(self, maps: DenseMaps, mask: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
         """Postprocess stage: NMS/top-K + descriptor sampling, on the device that holds the maps."""

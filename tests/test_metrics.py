@@ -79,6 +79,19 @@ def test_mutual_nn_float_keeps_only_mutual_pairs():
     assert sorted(map(tuple, matches.tolist())) == [(1, 0), (2, 1)]
 
 
+@pytest.mark.parametrize("n_a, n_b, dim", [(5000, 3000, 128), (300, 700, 16)])
+def test_mutual_nn_float_equals_bfmatcher_cross_check(n_a, n_b, dim):
+    """The matrix-product search gives cv2.BFMatcher(crossCheck=True)'s pairs, across row blocks."""
+    rng = np.random.default_rng(n_a)
+    desc_a = rng.standard_normal((n_a, dim)).astype(np.float32)
+    shared = min(n_a, n_b) // 2  # noisy copies of rows of a, so there are true matches
+    desc_b = np.concatenate([desc_a[:shared] + 0.3 * rng.standard_normal((shared, dim)),
+                             rng.standard_normal((n_b - shared, dim))]).astype(np.float32)
+    ours = mutual_nn_matches(desc_a, desc_b, cv2.NORM_L2)
+    theirs = cv2.BFMatcher(cv2.NORM_L2, crossCheck=True).match(desc_a, desc_b)
+    assert ours.tolist() == [[m.queryIdx, m.trainIdx] for m in theirs] and len(ours) >= shared // 2
+
+
 def test_mutual_nn_binary_uses_hamming():
     a = np.array([[0b00000000]], np.uint8)
     b = np.array([[0b10000000], [0b00000111]], np.uint8)  # 1 bit away (value 128) vs 3 bits (7)

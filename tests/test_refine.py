@@ -94,6 +94,50 @@ def test_register_refine_option(warped_pair):
         reg.register(a, b, det, transform="affine", refine=True)
 
 
+def test_register_refine_reuses_the_detection_maps(warped_pair, monkeypatch):
+    """refine=True runs the network once per image (the maps detection ran on), and polishes H
+    exactly as refining on freshly computed maps would."""
+    a, b, maps_a, maps_b = warped_pair
+    det = s2cv.S2Net_create(nfeatures=1024)
+    plain = reg.register(a, b, det)
+
+    class Counting:
+        """The detector's backend, counting network passes."""
+
+        def __init__(self, backend) -> None:
+            self.backend, self.calls = backend, 0
+
+        def __getattr__(self, name: str):
+            return getattr(self.backend, name)
+
+        def __call__(self, batch):
+            self.calls += 1
+            return self.backend(batch)
+
+    counting = Counting(det._net_backend)
+    monkeypatch.setattr(det, "_net_backend", counting)
+    refined = reg.register(a, b, det, refine=True)
+    assert counting.calls == 2
+    expected = refine_homography(plain.H, maps_a, maps_b, a.shape, b.shape)
+    np.testing.assert_allclose(refined.H, expected, rtol=1e-9, atol=1e-9)
+
+
+def test_detect_and_compute_maps():
+    """The maps come with the same keypoints/descriptors detectAndCompute gives, also when the
+    pyramid has no scale 1 (then they are computed at full resolution)."""
+    if "default" not in s2cv.available_models():
+        pytest.skip("no default model shipped")
+    img = reg.read_image(reg.SAMPLES["roadscene"][1])
+    for params in ({}, {"multiscale": True, "scales": (0.7071, 0.5)}):
+        det = s2cv.S2Net_create(nfeatures=500, **params)
+        kps, desc = det.detectAndCompute(img, None)
+        kps2, desc2, maps = det.detectAndComputeMaps(img, None)
+        assert [k.pt for k in kps] == [k.pt for k in kps2] and np.array_equal(desc, desc2)
+        ref = det.denseMaps(to_gray_float(img))
+        assert maps.scores.shape == ref.scores.shape == (1, *img.shape[:2])
+        np.testing.assert_allclose(maps.descriptors, ref.descriptors, atol=1e-6)
+
+
 def test_cli_refine_flag(tmp_path, capsys):
     if "default" not in s2cv.available_models():
         pytest.skip("no default model shipped")
