@@ -196,10 +196,10 @@ class D2Loss(nn.Module):
 class DetectDescribeLoss(nn.Module):
     """L_f: the weighted sum of one architecture's loss terms; returns (total, {term: value})."""
 
-    def __init__(self, kind: str) -> None:
+    def __init__(self, kind: str, neg_radius: float = 5.0) -> None:
         super().__init__()
         if kind == "r2d2":
-            self.terms = nn.ModuleDict({"ap": APLoss(), "cosim": CosimLoss(), "peaky": PeakyLoss()})
+            self.terms = nn.ModuleDict({"ap": APLoss(neg_radius=neg_radius), "cosim": CosimLoss(), "peaky": PeakyLoss()})
         elif kind == "d2net":
             self.terms = nn.ModuleDict({"triplet": D2Loss()})
         else:
@@ -214,9 +214,9 @@ class DetectDescribeLoss(nn.Module):
 class S2Loss(nn.Module):
     """L = L_SL + λ (L_SSL_vis + L_SSL_ir); λ = 0 is plain supervised training."""
 
-    def __init__(self, kind: str, ssl_weight: float) -> None:
+    def __init__(self, kind: str, ssl_weight: float, neg_radius: float = 5.0) -> None:
         super().__init__()
-        self.lf = DetectDescribeLoss(kind)
+        self.lf = DetectDescribeLoss(kind, neg_radius)
         self.ssl_weight = ssl_weight
 
     def forward(self, branches: dict[str, tuple[Maps, Maps, torch.Tensor, torch.Tensor, torch.Tensor]],

@@ -67,6 +67,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--epochs", type=float, default=None, help="passes over the training pairs (one crop per pair)")
     p.add_argument("--batch-size", type=int, default=None, help="pairs per step per process (default: per arch)")
     p.add_argument("--crop", type=int, default=None, help="crop size in px (default: 192, d2net 256)")
+    p.add_argument("--neg-radius", type=float, default=5.0,
+                   help="r2d2 loss: neighbours of the true match farther than this (px) are AP negatives "
+                        "(R2D2's 5; smaller also penalises near-miss matches a few pixels off)")
     p.add_argument("--lr", type=float, default=1e-4)
     p.add_argument("--lr-final", type=float, default=None,
                    help="cosine-decay the learning rate from --lr at step 0 to this at the last step "
@@ -95,6 +98,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     args.batch_size = args.batch_size or DEFAULT_BATCH[a]
     if args.ssl_weight < 0:
         p.error("--ssl-weight must be >= 0")
+    if not (args.neg_radius >= 2.0 and math.isfinite(args.neg_radius)):
+        p.error("--neg-radius must be a number >= 2 (the positives' radius)")
     if args.lr_final is not None and not (math.isfinite(args.lr_final) and args.lr_final >= 0):
         p.error("--lr-final must be a finite number >= 0")
     if args.pretrained and a != "d2net":
@@ -198,7 +203,7 @@ def train(args: argparse.Namespace) -> Path:
             from .models.d2net import load_vgg16
             load_vgg16(net, args.pretrained)
     net = net.to(device)
-    criterion = S2Loss(net.loss, args.ssl_weight).to(device)
+    criterion = S2Loss(net.loss, args.ssl_weight, args.neg_radius).to(device)
     optimizer = torch.optim.Adam(net.parameters(), lr=args.lr, weight_decay=args.weight_decay)
     start, best, elapsed = 0, -1.0, 0.0
     last = out / "last.pt"
@@ -220,7 +225,7 @@ def train(args: argparse.Namespace) -> Path:
     meta = {"arch": args.arch, "ssl_weight": args.ssl_weight, "data": [f"{k}={p.name}" for k, p in sources],
             "crop": args.crop, "batch_size": args.batch_size * world, "lr": args.lr,
             "lr_final": args.lr_final, "init": args.init,
-            "weight_decay": args.weight_decay, "seed": args.seed}
+            "weight_decay": args.weight_decay, "seed": args.seed, "neg_radius": args.neg_radius}
     if main:
         (out / "config.json").write_text(json.dumps({**vars(args), "out": str(out), "data": args.data,
                                                      "pretrained": str(args.pretrained), "steps": steps}, indent=2))

@@ -80,6 +80,24 @@ def test_ssl_weight_zero_is_supervised_only():
     assert l4.item() == pytest.approx(log4["sl"] + 0.4 * log4["ssl_vis"], rel=1e-5)
 
 
+def test_smaller_neg_radius_penalises_near_misses():
+    """Smooth descriptor maps make neighbours 4 px from the true match look alike: ignored with
+    R2D2's negative radius (5 px), they are negatives with a 3 px one, so AP is lower."""
+    torch.manual_seed(0)
+    net = build_model("fast")
+    a, b, U, va, vb = pair(64)
+    with torch.no_grad():
+        out = net(torch.cat([a, b]))
+    o1, o2 = ({k: v[i:i + 1] for k, v in out.items() if k == "descriptors"} for i in range(2))
+    losses = []
+    for radius in (5.0, 3.0):
+        torch.manual_seed(1)  # same query grid
+        losses.append(float(APLoss(neg_radius=radius)(o1, o2, U, va, vb, net.stride)))
+    assert losses[1] > losses[0] + 0.01, losses
+    torch.manual_seed(1)
+    assert float(S2Loss("r2d2", 0.0, neg_radius=3.0).lf.terms["ap"](o1, o2, U, va, vb, net.stride)) == losses[1]
+
+
 def test_unknown_loss_kind():
     with pytest.raises(ValueError, match="unknown loss kind"):
         DetectDescribeLoss("sift")

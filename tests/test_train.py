@@ -100,6 +100,10 @@ def test_cli_defaults_follow_the_paper():
     for bad in ("-1e-5", "nan"):
         with pytest.raises(SystemExit):
             parse_args(["--data", "x", "--out", "y", "--lr-final", bad])
+    assert r.neg_radius == 5.0  # R2D2's
+    for bad in ("1.5", "nan"):
+        with pytest.raises(SystemExit):
+            parse_args(["--data", "x", "--out", "y", "--neg-radius", bad])
 
 
 @pytest.mark.skipif(not (SHARED / "roadscene" / "train.txt").is_file(), reason="shared RoadScene data not present")
