@@ -110,6 +110,8 @@ def mutual_nn_matches(
     """
     if desc_a is None or desc_b is None or len(desc_a) == 0 or len(desc_b) == 0:
         return np.empty((0, 2), dtype=np.int64)
+    if desc_a.ndim != 2 or desc_b.ndim != 2 or desc_a.shape[1] != desc_b.shape[1]:
+        raise ValueError(f"descriptor arrays must be (N, D) with the same D, got {desc_a.shape} and {desc_b.shape}")
     if norm is None:
         norm = default_norm(desc_a)
     if norm in (cv2.NORM_L2, cv2.NORM_L2SQR):

@@ -99,6 +99,11 @@ def test_mutual_nn_binary_uses_hamming():
     assert mutual_nn_matches(a, b, cv2.NORM_L2).tolist() == [[0, 1]]
 
 
+def test_mutual_nn_rejects_mismatched_descriptor_lengths():
+    with pytest.raises(ValueError, match="same D"):
+        mutual_nn_matches(unique_descriptors(3), np.ones((2, 5), np.float32))
+
+
 def test_mutual_nn_without_descriptors():
     assert mutual_nn_matches(None, unique_descriptors(3)).shape == (0, 2)
     assert mutual_nn_matches(np.empty((0, 32), np.float32), unique_descriptors(3)).shape == (0, 2)
