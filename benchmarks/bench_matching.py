@@ -11,26 +11,13 @@ of the repeats in milliseconds and the speed ratio.
 from __future__ import annotations
 
 import argparse
-import statistics
-import time
-from typing import Callable
 
 import cv2
-import numpy as np
+from bench_postprocess import median_ms  # same folder: run as a script, as the docstring says
 
 import s2cv
 from s2cv.metrics import mutual_nn_matches
 from s2cv.register import SAMPLES, read_image
-
-
-def median_ms(fn: Callable[[], object], repeats: int) -> float:
-    fn()  # warm-up: first-call allocation and thread start-up
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return 1e3 * statistics.median(times)
 
 
 def main() -> None:

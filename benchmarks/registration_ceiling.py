@@ -32,7 +32,6 @@ from tqdm import tqdm
 
 from s2cv.evaluate import LOADERS, _detect, _norm_of, create_method, read_image
 from s2cv.feature2d import S2NetFeature2D
-from s2cv.image import to_gray_float
 from s2cv.metrics import corner_error, estimate_homography, mutual_nn_matches, warp_points
 from s2cv.refine import RefineParams, refine_homography
 
@@ -68,8 +67,9 @@ def main() -> None:
         a, b = read_image(pair.path_a), read_image(pair.path_b)
         shapes.append(a.shape)
         for method, det in detectors.items():
-            pa, da, _ = _detect(det, a)
-            pb, db, _ = _detect(det, b)
+            s2net = isinstance(det, S2NetFeature2D)
+            pa, da, _, maps_a = _detect(det, a, s2net)
+            pb, db, _, maps_b = _detect(det, b, s2net)
             idx = mutual_nn_matches(da, db, _norm_of(det))
             ma, mb = pa[idx[:, 0]], pb[idx[:, 1]]
             H = estimate_homography(ma, mb)
@@ -78,8 +78,7 @@ def main() -> None:
             rows[method]["protocol"].append(corner_error(H, pair.H, a.shape))
             rows[method]["oracle"].append(corner_error(oracle, pair.H, a.shape))
             fits[method].append(H)
-            if isinstance(det, S2NetFeature2D):
-                maps_a, maps_b = (det.denseMaps(to_gray_float(img)) for img in (a, b))
+            if s2net:
                 H_ba = refine_homography(np.linalg.inv(pair.H), maps_a, maps_b, a.shape, b.shape,
                                          RefineParams(max_shift=1.0, dims=0))  # any drift; full maps
                 rows[method]["refined GT"].append(corner_error(np.linalg.inv(H_ba), pair.H, a.shape))

@@ -37,7 +37,6 @@ from tqdm import tqdm
 from s2cv import viz
 from s2cv.backends import DenseMaps
 from s2cv.feature2d import S2Net_create, S2NetFeature2D
-from s2cv.image import to_gray_float
 from s2cv.refine import refine_homography
 from s2cv.register import read_image as read_file
 from s2cv.metrics import (
@@ -223,13 +222,15 @@ def create_method(spec: str, k: int, device: str | None = None) -> Feature2D:
     raise MethodUnavailable(f"unknown method {spec!r}; known: {', '.join(PEERS)}, s2net[:MODEL]")
 
 
-def _detect(det: Feature2D, img: np.ndarray) -> tuple[np.ndarray, np.ndarray | None, float]:
-    """Keypoint coordinates (N, 2), descriptors and wall time in seconds."""
+def _detect(det: Feature2D, img: np.ndarray, maps: bool = False
+            ) -> tuple[np.ndarray, np.ndarray | None, float, DenseMaps | None]:
+    """Keypoint coordinates (N, 2), descriptors, wall time in seconds and, with ``maps`` (s2cv
+    detectors), the dense maps detection ran on (same work, so the time is comparable)."""
     t0 = time.perf_counter()
-    kps, desc = det.detectAndCompute(img, None)
+    kps, desc, *dense = det.detectAndComputeMaps(img, None) if maps else det.detectAndCompute(img, None)
     dt = time.perf_counter() - t0
     pts = np.array([kp.pt for kp in kps], dtype=np.float64).reshape(-1, 2)
-    return pts, desc, dt
+    return pts, desc, dt, (dense[0] if dense else None)
 
 
 def _refined_corner_error(ma: np.ndarray, mb: np.ndarray, H: np.ndarray, shape_a: Sequence[int],
@@ -297,8 +298,11 @@ def evaluate(
         img_a, img_b = read_image(pair.path_a), read_image(pair.path_b)
         dense: dict[str, tuple[DenseMaps, DenseMaps]] = {}  # per model: the maps do not depend on K
         for (spec, k), det in detectors.items():
-            pts_a, desc_a, ta = _detect(det, img_a)
-            pts_b, desc_b, tb = _detect(det, img_b)
+            keep = refine and isinstance(det, S2NetFeature2D) and spec not in dense
+            pts_a, desc_a, ta, maps_a = _detect(det, img_a, keep)
+            pts_b, desc_b, tb, maps_b = _detect(det, img_b, keep)
+            if keep:
+                dense[spec] = (maps_a, maps_b)
             idx = mutual_nn_matches(desc_a, desc_b, _norm_of(det))
             ma, mb = pts_a[idx[:, 0]], pts_b[idx[:, 1]]
             result = score_pair(
@@ -306,9 +310,7 @@ def evaluate(
                 name=pair.name, method=spec, k=k, ms=(ta + tb) / 2 * 1000, matches=idx,
             )
             results.append(result)
-            if refine and isinstance(det, S2NetFeature2D):
-                if spec not in dense:
-                    dense[spec] = (det.denseMaps(to_gray_float(img_a)), det.denseMaps(to_gray_float(img_b)))
+            if spec in dense:
                 err = _refined_corner_error(ma, mb, pair.H, img_a.shape, img_b.shape, *dense[spec])
                 results.append(replace(result, method=f"{spec}+refine", corner_error=err))
             if out_dir is not None and i < n_plots and (spec, k) == plot_key:

@@ -114,13 +114,12 @@ def mutual_nn_matches(
         raise ValueError(f"descriptor arrays must be (N, D) with the same D, got {desc_a.shape} and {desc_b.shape}")
     if norm is None:
         norm = default_norm(desc_a)
-    if norm in (cv2.NORM_L2, cv2.NORM_L2SQR):
+    if norm in (cv2.NORM_L2, cv2.NORM_L1, cv2.NORM_L2SQR):
         desc_a, desc_b = desc_a.astype(np.float32), desc_b.astype(np.float32)
+    if norm in (cv2.NORM_L2, cv2.NORM_L2SQR):
         forward, backward = _nearest_index(desc_a, desc_b), _nearest_index(desc_b, desc_a)
         mutual = np.flatnonzero(backward[forward] == np.arange(len(desc_a)))
         return np.column_stack([mutual, forward[mutual]]).astype(np.int64)
-    if norm == cv2.NORM_L1:
-        desc_a, desc_b = desc_a.astype(np.float32), desc_b.astype(np.float32)
     matches = cv2.BFMatcher(norm, crossCheck=True).match(desc_a, desc_b)
     return np.array([(m.queryIdx, m.trainIdx) for m in matches], dtype=np.int64).reshape(-1, 2)
 

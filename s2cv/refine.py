@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .backends import DenseMaps
+from .metrics import inside_image, warp_points
 
 # Free entries (row, column) of the homography; H[2, 2] stays 1.
 _ENTRIES = ((0, 0), (0, 1), (0, 2), (1, 0), (1, 1), (1, 2), (2, 0), (2, 1))
@@ -129,7 +130,7 @@ def _levenberg_marquardt(H: np.ndarray, terms: list[tuple], stride: int, iters: 
         for points, feat, weight, other, (h, w), inverse in terms:
             q_unit, dq = _project(H, points, inverse)
             q = (q_unit + 1) * (w / 2, h / 2)
-            weight = weight * ((q[:, 0] >= 0) & (q[:, 0] <= w - 1) & (q[:, 1] >= 0) & (q[:, 1] <= h - 1))
+            weight = weight * inside_image(q, (h, w))
             if weight.sum() <= 0:
                 continue
             weight = weight / weight.sum()
@@ -199,9 +200,8 @@ def refine_homography(H_ba: np.ndarray, maps_a: DenseMaps, maps_b: DenseMaps, sh
     refined = np.linalg.inv(unit[0]) @ H @ unit[1]
     refined = refined / refined[2, 2]
     h, w = shape_b[:2]
-    corners = np.array([[0, 0, 1], [w - 1, 0, 1], [w - 1, h - 1, 1], [0, h - 1, 1]], np.float64).T
-    before, after = H_ba @ corners, refined @ corners
-    shift = np.linalg.norm(before[:2] / before[2] - after[:2] / after[2], axis=0).max()
+    corners = np.array([[0, 0], [w - 1, 0], [w - 1, h - 1], [0, h - 1]], np.float64)
+    shift = np.linalg.norm(warp_points(corners, H_ba) - warp_points(corners, refined), axis=1).max()
     if not np.isfinite(refined).all() or not np.isfinite(shift) or shift > params.max_shift * np.hypot(*shape_a[:2]):
         return H_ba
     return refined
