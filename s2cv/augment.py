@@ -16,11 +16,24 @@ import numpy as np
 
 @dataclass(frozen=True)
 class GeometricParams:
-    """Ranges of the random homography (paper: rotation ±10°, scale [1, 1.2], projection [0, 0.2])."""
+    """Ranges of the random homography (paper: rotation ±10°, scale [1, 1.2], projection [0, 0.2]).
+
+    The scale is drawn log-uniformly, so zooming in and out by the same factor are equally likely.
+    """
 
     max_rotation_deg: float = 10.0
     scale_range: tuple[float, float] = (1.0, 1.2)
     max_projection: float = 0.2
+
+
+# Named ranges for training and validation. "wide" is what users' rigs need: in-plane rotation to
+# ±30°, a 2x resolution / field-of-view difference either way, stronger perspective. "hard" is
+# the hard-geometry check (±30°, scale 0.7-1.3) that validation and benchmarks/hard_geometry.py use.
+GEOMETRIES: dict[str, GeometricParams] = {
+    "paper": GeometricParams(),
+    "wide": GeometricParams(max_rotation_deg=30.0, scale_range=(0.5, 2.0), max_projection=0.3),
+    "hard": GeometricParams(max_rotation_deg=30.0, scale_range=(0.7, 1.3), max_projection=0.2),
+}
 
 
 @dataclass(frozen=True)
@@ -39,7 +52,7 @@ def random_homography(size: tuple[int, int], rng: np.random.Generator,
     """Ts·Tr·Tq about the image centre, for an image of (height, width) = size."""
     h, w = size
     centre = np.array([[1, 0, -(w - 1) / 2], [0, 1, -(h - 1) / 2], [0, 0, 1]], np.float64)
-    s = rng.uniform(*params.scale_range)
+    s = float(np.exp(rng.uniform(*np.log(params.scale_range))))
     a = np.deg2rad(rng.uniform(-params.max_rotation_deg, params.max_rotation_deg))
     rs = np.array([[s * np.cos(a), -s * np.sin(a), 0], [s * np.sin(a), s * np.cos(a), 0], [0, 0, 1]])
     # Tq: move the four corners of the (centred) image by up to ratio * half-size each.

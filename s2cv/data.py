@@ -16,7 +16,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from .augment import pair_augment, s2_transform
+from .augment import GeometricParams, pair_augment, s2_transform
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp")
 
@@ -70,6 +70,15 @@ def list_pairs(kind: str, root: str | Path, split: str = "train") -> list[Aligne
     return val if split == "val" else [p for p in pairs if p not in val]
 
 
+def list_images(root: str | Path) -> list[Path]:
+    """Every image of a folder of single-modality frames (sorted): material for one SSL branch."""
+    root = _check_dir(Path(root))
+    files = sorted(p for p in root.iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS)
+    if not files:
+        raise FileNotFoundError(f"no images ({', '.join(IMAGE_EXTENSIONS)}) in {root}")
+    return files
+
+
 def read_gray(path: Path) -> np.ndarray:
     """Gray float32 in [0, 1]; the network sees one channel for every modality."""
     image = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
@@ -87,13 +96,21 @@ class S2PairDataset(Dataset):
     """
 
     def __init__(self, groups: list[list[AlignedPair]], crop: int = 192, length: int = 10**9, seed: int = 0,
-                 p_invert_ir: float = 0.2) -> None:
+                 p_invert_ir: float = 0.2, geometry: GeometricParams = GeometricParams(),
+                 unpaired: dict[str, list[Path]] | None = None, p_unpaired: float = 0.5) -> None:
         """``groups``: one list of pairs per data set; each item first draws a data set uniformly,
-        so a small set (VIS-NIR) is not drowned by a large one (RoadScene)."""
+        so a small set (VIS-NIR) is not drowned by a large one (RoadScene). ``unpaired``: extra
+        single-modality frames per SSL branch ("vis", "ir"); with probability ``p_unpaired`` a
+        branch takes its crop from them instead of from the aligned pair (L_SSL needs no partner)."""
         self.crop, self.length, self.seed, self.p_invert_ir = crop, length, seed, p_invert_ir
+        self.geometry, self.p_unpaired = geometry, p_unpaired
         self.images = [[self._load(p) for p in pairs] for pairs in groups if pairs]
         if not self.images:
             raise ValueError("no training pairs given")
+        unknown = set(unpaired or {}) - {"vis", "ir"}
+        if unknown:
+            raise ValueError(f"unpaired frames are for the 'vis' or 'ir' branch, got {sorted(unknown)}")
+        self.unpaired = {k: [read_gray(p) for p in paths] for k, paths in (unpaired or {}).items() if paths}
 
     @staticmethod
     def _load(pair: AlignedPair) -> tuple[np.ndarray, np.ndarray]:
@@ -105,29 +122,31 @@ class S2PairDataset(Dataset):
     def __len__(self) -> int:
         return self.length
 
-    def random_crop(self, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-        group = self.images[int(rng.integers(len(self.images)))]
-        a, b = group[int(rng.integers(len(group)))]
+    def random_crop(self, rng: np.random.Generator, *images: np.ndarray) -> list[np.ndarray]:
+        """The same random rescale + crop of images of one size (a pair, or a single frame)."""
         c = self.crop
         # Rescale so the short side lands between 1.2 and 2.5 crops: covers test-time scales.
-        short = min(a.shape)
+        short = min(images[0].shape)
         target = rng.uniform(1.2 * c, max(1.2 * c, min(short, 2.5 * c)))
         s = target / short
-        size = (max(c, round(a.shape[1] * s)), max(c, round(a.shape[0] * s)))
-        a, b = cv2.resize(a, size, interpolation=cv2.INTER_AREA), cv2.resize(b, size, interpolation=cv2.INTER_AREA)
-        y, x = int(rng.integers(a.shape[0] - c + 1)), int(rng.integers(a.shape[1] - c + 1))
-        return a[y:y + c, x:x + c], b[y:y + c, x:x + c]
+        size = (max(c, round(images[0].shape[1] * s)), max(c, round(images[0].shape[0] * s)))
+        y, x = int(rng.integers(size[1] - c + 1)), int(rng.integers(size[0] - c + 1))
+        return [cv2.resize(im, size, interpolation=cv2.INTER_AREA)[y:y + c, x:x + c] for im in images]
 
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
         rng = np.random.default_rng([self.seed, index])
-        a, b = self.random_crop(rng)
+        group = self.images[int(rng.integers(len(self.images)))]
+        a, b = self.random_crop(rng, *group[int(rng.integers(len(group)))])
         if rng.random() < self.p_invert_ir:  # black-hot vs white-hot palettes
             b = 1.0 - b
         item: dict[str, np.ndarray] = {}
-        sa, sb, U, valid = pair_augment(a, b, rng)
+        sa, sb, U, valid = pair_augment(a, b, rng, self.geometry)
         item.update(sl_a=sa, sl_b=sb, sl_U=U, sl_valid_b=valid)
         for key, image in (("vis", a), ("ir", b)):
-            tb, H, valid = s2_transform(image, rng)
+            frames = self.unpaired.get(key)
+            if frames and rng.random() < self.p_unpaired:
+                (image,) = self.random_crop(rng, frames[int(rng.integers(len(frames)))])
+            tb, H, valid = s2_transform(image, rng, self.geometry)
             item.update({f"{key}_a": image, f"{key}_b": tb, f"{key}_U": H, f"{key}_valid_b": valid})
         return {k: torch.from_numpy(np.ascontiguousarray(v, dtype=np.float32))[None] if v.ndim == 2 and k[-1] != "U"
                 else torch.from_numpy(np.asarray(v, dtype=np.float32)) for k, v in item.items()}

@@ -3,13 +3,15 @@
 Every L_f takes the dense outputs of a model for two images and the homography U (B,3,3)
 mapping pixels of the first image to the second, plus validity masks of both images.
 R2D2's loss = reliability-weighted AP + cosim repeatability + peaky; D2-Net's = score-weighted
-triplet margin ranking. Each term is a small module, combined by ``DetectDescribeLoss``.
+triplet margin ranking; XFeat's = dual-softmax descriptors + reliability + keypoint distillation. Each term is a small module, combined by ``DetectDescribeLoss``.
 """
 from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from .models.xfeat import CELL, XFeat
 
 Maps = dict[str, torch.Tensor]
 
@@ -193,6 +195,125 @@ class D2Loss(nn.Module):
         return ((weight * hinge).sum(1) / weight.sum(1).clamp_min(1e-8)).mean()
 
 
+def cell_correspondences(U: torch.Tensor, valid1: torch.Tensor, valid2: torch.Tensor, grid: tuple[int, int],
+                         stride: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Centres of the (h, w) cells of image 1 in pixels (B,N,2), their positions in image 2 under U,
+    and which of them are valid on both sides (B,N)."""
+    b, size = U.shape[0], valid1.shape[-2:]
+    p1 = (grid_points(grid, 1, b, U.device) + 0.5) * stride - 0.5
+    p2 = warp_points(p1, U)
+    ok = inside(p2, size) & (sample(valid1, p1, 1, size)[..., 0] > 0.99) & (sample(valid2, p2, 1, size)[..., 0] > 0.99)
+    return p1, p2, ok
+
+
+class DualSoftmaxLoss(nn.Module):
+    """XFeat's descriptor loss, plus its reliability term (returned as two named parts).
+
+    Among the cells of image 1 that are visible in image 2, each descriptor must pick its own
+    correspondence (sampled in image 2) over every other one, in both directions (log dual softmax,
+    temperature ``temperature`` on cosine similarities). The reliability head learns, by L1, the
+    probability this gives the *correct* match (XFeat regresses the best match's confidence, right
+    or wrong; across modalities that would reward confident mistakes).
+    """
+
+    def __init__(self, temperature: float = 0.1, min_cells: int = 16) -> None:
+        super().__init__()
+        self.temperature, self.min_cells = temperature, min_cells
+
+    def forward(self, out1: Maps, out2: Maps, U: torch.Tensor, valid1: torch.Tensor, valid2: torch.Tensor,
+                stride: int) -> dict[str, torch.Tensor]:
+        desc1, desc2 = out1["descriptors"], out2["descriptors"]
+        size = valid1.shape[-2:]
+        _, p2, ok = cell_correspondences(U, valid1, valid2, desc1.shape[-2:], stride)
+        d1 = desc1.flatten(2).transpose(1, 2)                              # (B,N,D) at cell centres
+        d2 = F.normalize(sample(desc2, p2, stride, size), dim=-1)
+        r1 = out1["reliability"].flatten(1)
+        r2 = sample(out2["reliability"], p2, stride, size)[..., 0]
+        zero = desc1.sum() * 0
+        losses, rel_losses = [zero], [zero]
+        for i in range(d1.shape[0]):
+            m = ok[i]
+            if int(m.sum()) < self.min_cells:
+                continue
+            logits = d1[i, m] @ d2[i, m].T / self.temperature
+            target = torch.arange(logits.shape[0], device=logits.device)
+            l12, l21 = F.log_softmax(logits, 1), F.log_softmax(logits, 0)
+            losses.append(F.nll_loss(l12, target) + F.nll_loss(l21.T, target))
+            conf = (l12.diagonal() + l21.diagonal()).exp().detach()
+            rel_losses.append((r1[i, m] - conf).abs().mean() + (r2[i, m] - conf).abs().mean())
+        n = max(len(losses) - 1, 1)
+        return {"dual_softmax": sum(losses) / n, "reliability": sum(rel_losses) / n}
+
+
+def _cell_labels(points: torch.Tensor, score: torch.Tensor, grid: tuple[int, int]) -> torch.Tensor:
+    """(N,2) integer pixel points -> (h*w,) class per cell: position in the cell, or 64 (none).
+    The strongest point wins a cell that holds several."""
+    labels = torch.full((grid[0] * grid[1],), CELL * CELL, dtype=torch.long, device=points.device)
+    x, y = points[:, 0].long(), points[:, 1].long()
+    order = score.argsort()                    # index_put keeps the last write: strongest last
+    labels[((y // CELL) * grid[1] + x // CELL)[order]] = ((y % CELL) * CELL + x % CELL)[order]
+    return labels
+
+
+def keypoint_targets(teacher_logits: torch.Tensor, U: torch.Tensor, valid1: torch.Tensor, valid2: torch.Tensor,
+                     threshold: float = 0.05, nms: int = 5) -> tuple[torch.Tensor, torch.Tensor]:
+    """65-class cell targets (B,h,w) for both images from a teacher's keypoints in image 1.
+
+    Image 1 gets the teacher's detections (self-distillation: keep what the pretrained detector
+    knows); image 2 gets the same points moved by U (repeatability: fire where image 1's points
+    are, in the other modality or geometry). A cell without a point is the dustbin (64); cells with
+    invalid pixels, and cells of image 2 not seen in image 1, are ignored (-1).
+    """
+    heat = XFeat.heatmap(teacher_logits)                                   # (B,1,H,W)
+    b, _, h_img, w_img = heat.shape
+    grid = (h_img // CELL, w_img // CELL)
+    peak = (heat == F.max_pool2d(heat, nms, 1, nms // 2)) & (heat > threshold) & (valid1 > 0.99)
+    ok1 = F.avg_pool2d(valid1, CELL).flatten(1) > 0.99
+    _, _, seen = cell_correspondences(torch.linalg.inv(U), valid2, valid1, grid, CELL)
+    ok2 = (F.avg_pool2d(valid2, CELL).flatten(1) > 0.99) & seen
+    t1, t2 = [], []
+    for i in range(b):
+        ys, xs = peak[i, 0].nonzero(as_tuple=True)
+        score = heat[i, 0, ys, xs]
+        p1 = torch.stack([xs, ys], -1).float()
+        p2 = warp_points(p1[None], U[i:i + 1])[0].round()
+        keep = inside(p2[None], (h_img, w_img))[0]
+        t1.append(_cell_labels(p1, score, grid))
+        t2.append(_cell_labels(p2[keep], score[keep], grid))
+    return (torch.stack(t1).masked_fill(~ok1, -1).view(b, *grid),
+            torch.stack(t2).masked_fill(~ok2, -1).view(b, *grid))
+
+
+class KeypointDistillLoss(nn.Module):
+    """Cross-entropy of the 65 keypoint logits per cell against ``keypoint_targets``.
+
+    Cells with a point weigh 1; dustbin cells share a total weight of ``negative_share`` times the
+    positives' (XFeat samples 1/32 as many negatives as positives for its ALIKE distillation): the
+    head learns *where* in a cell, reliability learns *whether* a cell is worth keeping.
+    The teacher's logits come in ``out1["teacher_logits"]`` (added by the trainer).
+    """
+
+    def __init__(self, negative_share: float = 1 / 32) -> None:
+        super().__init__()
+        self.negative_share = negative_share
+
+    def forward(self, out1: Maps, out2: Maps, U: torch.Tensor, valid1: torch.Tensor, valid2: torch.Tensor,
+                stride: int) -> torch.Tensor:
+        t1, t2 = keypoint_targets(out1["teacher_logits"], U, valid1, valid2)
+        total = out1["keypoint_logits"].sum() * 0
+        for logits, target in ((out1["keypoint_logits"], t1), (out2["keypoint_logits"], t2)):
+            logits = logits.permute(0, 2, 3, 1).reshape(-1, logits.shape[1])
+            target = target.reshape(-1)
+            pos, neg = (target >= 0) & (target < 64), target == 64
+            n_pos, n_neg = int(pos.sum()), int(neg.sum())
+            if n_pos == 0:
+                continue
+            weight = pos.float() + neg.float() * (self.negative_share * n_pos / max(n_neg, 1))
+            ce = F.cross_entropy(logits, target.clamp_min(0), reduction="none")
+            total = total + (ce * weight).sum() / weight.sum()
+        return total
+
+
 class DetectDescribeLoss(nn.Module):
     """L_f: the weighted sum of one architecture's loss terms; returns (total, {term: value})."""
 
@@ -202,12 +323,17 @@ class DetectDescribeLoss(nn.Module):
             self.terms = nn.ModuleDict({"ap": APLoss(neg_radius=neg_radius), "cosim": CosimLoss(), "peaky": PeakyLoss()})
         elif kind == "d2net":
             self.terms = nn.ModuleDict({"triplet": D2Loss()})
+        elif kind == "xfeat":
+            self.terms = nn.ModuleDict({"dual_softmax": DualSoftmaxLoss(), "keypoint": KeypointDistillLoss()})
         else:
-            raise ValueError(f"unknown loss kind {kind!r}; expected 'r2d2' or 'd2net'")
+            raise ValueError(f"unknown loss kind {kind!r}; expected 'r2d2', 'd2net' or 'xfeat'")
 
     def forward(self, out1: Maps, out2: Maps, U: torch.Tensor, valid1: torch.Tensor, valid2: torch.Tensor,
                 stride: int) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        parts = {name: term(out1, out2, U, valid1, valid2, stride) for name, term in self.terms.items()}
+        parts: dict[str, torch.Tensor] = {}
+        for name, term in self.terms.items():
+            value = term(out1, out2, U, valid1, valid2, stride)   # a tensor, or named parts
+            parts.update(value if isinstance(value, dict) else {name: value})
         return sum(parts.values()), parts
 
 

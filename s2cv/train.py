@@ -25,18 +25,19 @@ import torch.distributed as dist
 from torch.utils.data import DataLoader, Sampler
 from tqdm import tqdm
 
-from .augment import random_homography, warp
-from .data import LAYOUTS, S2PairDataset, list_pairs, read_gray
+from .augment import GEOMETRIES, GeometricParams, random_homography, warp
+from .data import LAYOUTS, S2PairDataset, list_images, list_pairs, read_gray
 from .losses import S2Loss
 from .metrics import score_pair
 from .models import ARCHITECTURES, build_model
 from .viz import plot_training
 from .zoo import load_model, read_checkpoint, save_checkpoint
 
-DEFAULT_SSL_WEIGHT = {"fast": 0.4, "r2d2": 0.4, "d2net": 0.8}
-DEFAULT_WEIGHT_DECAY = {"fast": 5e-4, "r2d2": 5e-4, "d2net": 1e-5}
-DEFAULT_CROP = {"fast": 192, "r2d2": 192, "d2net": 256}
-DEFAULT_BATCH = {"fast": 2, "r2d2": 2, "d2net": 1}
+DEFAULT_SSL_WEIGHT = {"fast": 0.4, "r2d2": 0.4, "d2net": 0.8, "xfeat": 0.4}
+DEFAULT_WEIGHT_DECAY = {"fast": 5e-4, "r2d2": 5e-4, "d2net": 1e-5, "xfeat": 1e-5}
+DEFAULT_CROP = {"fast": 192, "r2d2": 192, "d2net": 256, "xfeat": 256}
+DEFAULT_BATCH = {"fast": 2, "r2d2": 2, "d2net": 1, "xfeat": 2}
+DEFAULT_GEOMETRY = {"fast": "paper", "r2d2": "paper", "d2net": "paper", "xfeat": "wide"}
 BRANCHES = (("sl", "sl"), ("ssl_vis", "vis"), ("ssl_ir", "ir"))
 
 
@@ -62,6 +63,15 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--data", action="append", required=True, metavar="[KIND=]PATH",
                    help="training data folder; repeat to train on several sets, e.g. "
                         "--data roadscene=/d/roadscene --data visnir=/d/visnir")
+    p.add_argument("--ssl-data", action="append", default=[], metavar="vis=PATH|ir=PATH",
+                   help="a folder of unaligned single-modality frames for one SSL branch only (L_SSL needs no "
+                        "correspondence), e.g. --ssl-data ir=/d/metu_vistir_unpaired/thermal; repeatable")
+    p.add_argument("--geometry", choices=sorted(GEOMETRIES), default=None,
+                   help="range of the S2 transform and pair augmentation: paper (±10°, scale 1-1.2) or wide "
+                        "(±30°, scale 0.5-2, stronger perspective) (default: per arch)")
+    p.add_argument("--keypoint-teacher", default=None, metavar="MODEL",
+                   help="xfeat only: the model whose keypoint head gives the distillation targets "
+                        "(default: the zoo's 'xfeat', XFeat's released weights)")
     p.add_argument("--ssl-weight", type=float, default=None, help="λ; 0 = supervised only (default: per arch)")
     p.add_argument("--steps", type=int, default=None, help="optimiser steps (overrides --epochs)")
     p.add_argument("--epochs", type=float, default=None, help="passes over the training pairs (one crop per pair)")
@@ -96,6 +106,14 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     args.weight_decay = DEFAULT_WEIGHT_DECAY[a] if args.weight_decay is None else args.weight_decay
     args.crop = args.crop or DEFAULT_CROP[a]
     args.batch_size = args.batch_size or DEFAULT_BATCH[a]
+    args.geometry = args.geometry or DEFAULT_GEOMETRY[a]
+    if a == "xfeat":
+        args.keypoint_teacher = args.keypoint_teacher or "xfeat"
+    elif args.keypoint_teacher:
+        p.error("--keypoint-teacher is for --arch xfeat")
+    for item in args.ssl_data:
+        if item.partition("=")[0] not in ("vis", "ir") or not item.partition("=")[2]:
+            p.error(f"--ssl-data takes vis=PATH or ir=PATH, got {item!r}")
     if args.ssl_weight < 0:
         p.error("--ssl-weight must be >= 0")
     if not (args.neg_radius >= 2.0 and math.isfinite(args.neg_radius)):
@@ -119,8 +137,17 @@ def data_sources(args: argparse.Namespace) -> list[tuple[str, Path]]:
     return sources
 
 
-def validation_set(sources: list[tuple[str, Path]], n: int, seed: int) -> list[tuple[str, np.ndarray, np.ndarray, np.ndarray]]:
-    """Held-out aligned pairs with a fixed random homography applied to the second image."""
+def unpaired_frames(args: argparse.Namespace) -> dict[str, list[Path]]:
+    frames: dict[str, list[Path]] = {}
+    for item in args.ssl_data:
+        kind, _, path = item.partition("=")
+        frames.setdefault(kind, []).extend(list_images(path))
+    return frames
+
+
+def validation_set(sources: list[tuple[str, Path]], n: int, seed: int,
+                   geometry: GeometricParams = GeometricParams()) -> list[tuple[str, np.ndarray, np.ndarray, np.ndarray]]:
+    """Held-out aligned pairs with a fixed random homography (of ``geometry``'s range) applied to the second image."""
     items = []
     rng = np.random.default_rng(seed + 12345)
     for kind, root in sources:
@@ -130,33 +157,40 @@ def validation_set(sources: list[tuple[str, Path]], n: int, seed: int) -> list[t
             if scale < 1:
                 size = (round(a.shape[1] * scale), round(a.shape[0] * scale))
                 a, b = (cv2.resize(x, size) for x in (a, b))
-            H = random_homography(b.shape, rng)
+            H = random_homography(b.shape, rng, geometry)
             b, _ = warp(b, H)
             items.append((f"{kind}/{pair.name}", a, b, H))
     return items
 
 
 @torch.no_grad()
-def validate(net: torch.nn.Module, items: list, device: str, k: int = 1024, **params: Any) -> dict[str, float]:
+def validate(net: torch.nn.Module, items: list, device: str, k: int = 1024, hard_items: list | None = None,
+             **params: Any) -> dict[str, float]:
     """Matching quality of the real inference path (S2NetFeature2D, detector ``params``) on
-    held-out pairs. ``net`` is not modified: the torch backend runs its own inference copy."""
+    held-out pairs, and on their hard-geometry variants (``val_hard_*``) when given.
+    ``net`` is not modified: the torch backend runs its own inference copy."""
     from .feature2d import S2NetFeature2D
 
     det = S2NetFeature2D(net, backend="torch", device=device, nfeatures=k, **params)
-    return validation_metrics(items, [(det.detectAndCompute(a, None), det.detectAndCompute(b, None))
-                                      for _, a, b, _ in items])
+    out = {}
+    for prefix, group in (("val", items), ("val_hard", hard_items or [])):
+        if group:
+            feats = [(det.detectAndCompute(a, None), det.detectAndCompute(b, None)) for _, a, b, _ in group]
+            out.update(validation_metrics(group, feats, prefix))
+    return out
 
 
-def validation_metrics(items: list, features: list) -> dict[str, float]:
-    """NCM, CMR, NC and share registered within 5 px from ((kp_a, desc_a), (kp_b, desc_b)) per item."""
+def validation_metrics(items: list, features: list, prefix: str = "val") -> dict[str, float]:
+    """NCM, CMR, NC and shares registered within 5 and 10 px from ((kp_a, desc_a), (kp_b, desc_b)) per item."""
     res = []
     for (_, a, b, H), ((ka, da), (kb, db)) in zip(items, features, strict=True):
         pa = np.array([p.pt for p in ka]).reshape(-1, 2)
         pb = np.array([p.pt for p in kb]).reshape(-1, 2)
         res.append(score_pair(pa, da, pb, db, H, a.shape, b.shape, 3.0))
     errors = np.array([r.corner_error for r in res])
-    return {"val_ncm": float(np.mean([r.ncm for r in res])), "val_cmr": float(np.mean([r.cmr for r in res])),
-            "val_reg5": float(np.mean(errors <= 5)), "val_nc": float(np.mean([r.nc for r in res]))}
+    return {f"{prefix}_ncm": float(np.mean([r.ncm for r in res])), f"{prefix}_cmr": float(np.mean([r.cmr for r in res])),
+            f"{prefix}_reg5": float(np.mean(errors <= 5)), f"{prefix}_reg10": float(np.mean(errors <= 10)),
+            f"{prefix}_nc": float(np.mean([r.nc for r in res]))}
 
 
 def learning_rate(step: int, steps: int, lr: float, lr_final: float | None) -> float:
@@ -189,7 +223,8 @@ def train(args: argparse.Namespace) -> Path:
     groups = [list_pairs(kind, root, "train") for kind, root in sources]
     n_pairs = sum(len(g) for g in groups)
     steps = args.steps or math.ceil((args.epochs or 25) * n_pairs / (args.batch_size * world))
-    dataset = S2PairDataset(groups, crop=args.crop, seed=args.seed)
+    dataset = S2PairDataset(groups, crop=args.crop, seed=args.seed, geometry=GEOMETRIES[args.geometry],
+                            unpaired=unpaired_frames(args))
 
     if args.init:  # the checkpoint's own conf (ranking map, width), widened on request
         net, init_meta = load_model(args.init)
@@ -203,6 +238,12 @@ def train(args: argparse.Namespace) -> Path:
             from .models.d2net import load_vgg16
             load_vgg16(net, args.pretrained)
     net = net.to(device)
+    teacher = None
+    if args.keypoint_teacher:   # frozen: its targets must not drift with the student
+        teacher, teacher_meta = load_model(args.keypoint_teacher)
+        if teacher_meta["arch"] != "xfeat":
+            raise ValueError(f"--keypoint-teacher {args.keypoint_teacher} is a {teacher_meta['arch']} model, not xfeat")
+        teacher = teacher.to(device).eval().requires_grad_(False)
     criterion = S2Loss(net.loss, args.ssl_weight, args.neg_radius).to(device)
     optimizer = torch.optim.Adam(net.parameters(), lr=args.lr, weight_decay=args.weight_decay)
     start, best, elapsed = 0, -1.0, 0.0
@@ -221,10 +262,12 @@ def train(args: argparse.Namespace) -> Path:
     loader = DataLoader(dataset, batch_size=args.batch_size, sampler=StreamSampler(start * args.batch_size, rank, world),
                         num_workers=args.workers)
     val_items = validation_set(sources, args.val_pairs, args.seed) if main else []
+    hard_items = validation_set(sources, args.val_pairs, args.seed, GEOMETRIES["hard"]) if main else []
     branches = BRANCHES if args.ssl_weight > 0 else BRANCHES[:1]
     meta = {"arch": args.arch, "ssl_weight": args.ssl_weight, "data": [f"{k}={p.name}" for k, p in sources],
             "crop": args.crop, "batch_size": args.batch_size * world, "lr": args.lr,
-            "lr_final": args.lr_final, "init": args.init,
+            "lr_final": args.lr_final, "init": args.init, "geometry": args.geometry,
+            "ssl_data": args.ssl_data, "keypoint_teacher": args.keypoint_teacher,
             "weight_decay": args.weight_decay, "seed": args.seed, "neg_radius": args.neg_radius}
     if main:
         (out / "config.json").write_text(json.dumps({**vars(args), "out": str(out), "data": args.data,
@@ -243,7 +286,11 @@ def train(args: argparse.Namespace) -> Path:
             group["lr"] = lr
         batch = {k: v.to(device) for k, v in next(batches).items()}
         images = torch.cat([batch[f"{key}_{side}"] for _, key in branches for side in "ab"])
-        outputs = split_outputs(model(images), 2 * len(branches))
+        maps = model(images)
+        if teacher is not None:
+            with torch.no_grad():
+                maps["teacher_logits"] = teacher.keypoint_logits(images)
+        outputs = split_outputs(maps, 2 * len(branches))
         ones = torch.ones_like(batch["sl_a"])
         parts = {name: (outputs[2 * i], outputs[2 * i + 1], batch[f"{key}_U"], ones, batch[f"{key}_valid_b"])
                  for i, (name, key) in enumerate(branches)}
@@ -272,7 +319,7 @@ def train(args: argparse.Namespace) -> Path:
         bar.update(1)
         bar.set_postfix({k: f"{v:.3f}" for k, v in log.items() if "/" not in k} | {"s/it": f"{dt:.2f}"})
         if step % args.val_every == 0 or step == steps:
-            val = validate(net, val_items, str(device))
+            val = validate(net, val_items, str(device), hard_items=hard_items)
             log_file.flush()
             with open(out / "val_log.jsonl", "a") as f:
                 f.write(json.dumps({"step": step, **val}) + "\n")

@@ -10,8 +10,9 @@ from torch import nn
 from .d2net import D2Net
 from .fast import S2Fast
 from .r2d2 import R2D2
+from .xfeat import XFeat
 
-ARCHITECTURES: dict[str, type[nn.Module]] = {"fast": S2Fast, "r2d2": R2D2, "d2net": D2Net}
+ARCHITECTURES: dict[str, type[nn.Module]] = {"fast": S2Fast, "r2d2": R2D2, "d2net": D2Net, "xfeat": XFeat}
 
 
 def build_model(arch: str, **conf) -> nn.Module:
@@ -20,4 +21,4 @@ def build_model(arch: str, **conf) -> nn.Module:
     return ARCHITECTURES[arch](**conf)
 
 
-__all__ = ["ARCHITECTURES", "build_model", "S2Fast", "R2D2", "D2Net"]
+__all__ = ["ARCHITECTURES", "build_model", "S2Fast", "R2D2", "D2Net", "XFeat"]

@@ -8,11 +8,12 @@ import torch.nn.functional as F
 from torch import nn
 
 
-def conv_bn_relu(cin: int, cout: int, kernel: int = 3, stride: int = 1, dilation: int = 1) -> nn.Sequential:
+def conv_bn_relu(cin: int, cout: int, kernel: int = 3, stride: int = 1, dilation: int = 1,
+                 affine: bool = True) -> nn.Sequential:
     pad = dilation * (kernel - 1) // 2
     return nn.Sequential(
         nn.Conv2d(cin, cout, kernel, stride=stride, padding=pad, dilation=dilation, bias=False),
-        nn.BatchNorm2d(cout),
+        nn.BatchNorm2d(cout, affine=affine),
         nn.ReLU(inplace=True),
     )
 

@@ -1,0 +1,38 @@
+"""``python -m s2cv.convert SRC -o OUT.pt``: XFeat's released weights -> an s2cv checkpoint.
+
+The result loads like any s2cv model (``S2Net_create(model=OUT)``, ``s2cv train --init OUT``,
+``s2cv export OUT``); the zoo's ``xfeat`` is this conversion of the authors' file (Apache-2.0).
+"""
+from __future__ import annotations
+
+import argparse
+import hashlib
+from pathlib import Path
+from typing import Sequence
+
+from .models.xfeat import load_released
+from .zoo import save_checkpoint
+
+
+def convert_xfeat(src: str | Path, out: str | Path) -> Path:
+    net = load_released(src)
+    digest = hashlib.sha256(Path(src).read_bytes()).hexdigest()
+    meta = {"source": "XFeat released weights (Potje et al., CVPR 2024; verlab/accelerated_features), "
+                      "Apache-2.0; trained on visible images only", "source_sha256": digest}
+    save_checkpoint(out, net, "xfeat", meta)
+    return Path(out)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="s2cv convert", description=__doc__.split("\n\n")[0])
+    p.add_argument("src", type=Path, help="XFeat's released state dict (xfeat.pt)")
+    p.add_argument("-o", "--out", type=Path, required=True, help="s2cv checkpoint to write")
+    args = p.parse_args(argv)
+    if not args.src.is_file():
+        p.error(f"{args.src} not found")
+    print(f"wrote {convert_xfeat(args.src, args.out)}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
