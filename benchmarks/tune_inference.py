@@ -4,11 +4,14 @@ On the validation pairs that ``python -m s2cv.train`` holds out (each warped by 
 homography) it sweeps: the map keypoints are ranked by (``keypoint_score`` in the model conf;
 NCM and ``s2cv.register`` corner error at K = 1024 and 4096), the NMS radius (NCM at K = 1024, as
 the trainer computes it), the RANSAC threshold and Lowe's ratio test of ``s2cv.register`` (corner
-error at K = 4096), multi-scale detection (NCM and corner error at K = 1024 and 4096), other
+error at K = 4096), multi-scale detection (NCM and corner error at K = 1024 and 4096, beside
+single-scale), the score threshold (keypoints on featureless images against NCM and corner error
+on the validation pairs), other
 OpenCV robust estimators in place of ``register``'s MAGSAC (corner error at K = 4096) and, last,
 ``register(refine=True)``'s featuremetric refinement with a few optimiser settings (corner error
 at K = 4096). Each setting detects every pair once; matching and fitting settings reuse those
-features. ``--knobs`` runs a subset.
+features. ``--knobs`` runs a subset; ``--geometry hard`` warps the validation pairs by the
+hard-geometry range (±30°, scale 0.7-1.3) instead of the paper's.
 
     python benchmarks/tune_inference.py --model default \
         --data roadscene=../shared/data/roadscene --data visnir=../shared/data/visnir
@@ -24,6 +27,7 @@ import numpy as np
 from torch import nn
 from tqdm import tqdm
 
+from s2cv.augment import GEOMETRIES
 from s2cv.feature2d import S2NetFeature2D
 from s2cv.image import to_gray_float
 from s2cv.metrics import corner_error
@@ -34,7 +38,21 @@ from s2cv.train import validation_metrics, validation_set
 from s2cv.zoo import load_model
 
 
-KNOBS = ("ranking", "nms", "ransac", "ratio", "multiscale", "estimator", "refine")
+KNOBS = ("ranking", "nms", "ransac", "ratio", "multiscale", "threshold", "estimator", "refine")
+THRESHOLDS = (0.0, 1e-4, 3e-4, 1e-3, 2e-3, 3e-3, 5e-3, 1e-2)
+
+
+def featureless_images(size: tuple[int, int] = (480, 640)) -> dict[str, np.ndarray]:
+    """Images with nothing to match: a detector should return (almost) no keypoints on them."""
+    h, w = size
+    rng = np.random.default_rng(0)
+
+    def noise(sigma: float) -> np.ndarray:
+        return np.clip(128 + rng.normal(0, sigma, size), 0, 255).astype(np.uint8)
+
+    return {"black": np.zeros(size, np.uint8), "grey 128": np.full(size, 128, np.uint8),
+            "white": np.full(size, 255, np.uint8), "noise σ=1": noise(1), "noise σ=3": noise(3),
+            "gradient": np.tile(np.linspace(60, 200, w, dtype=np.float32), (h, 1)).astype(np.uint8)}
 REFINE_SETTINGS = (RefineParams(), RefineParams(dims=0), RefineParams(dims=32), RefineParams(dims=16),
                    RefineParams(iters=10), RefineParams(max_points=4096), RefineParams(max_points=65536),
                    RefineParams(levels=2), RefineParams(levels=3))
@@ -113,6 +131,8 @@ def main() -> None:
     p.add_argument("--model", default="default")
     p.add_argument("--data", action="append", required=True, metavar="KIND=PATH")
     p.add_argument("--val-pairs", type=int, default=12)
+    p.add_argument("--geometry", choices=("paper", "hard"), default="paper",
+                   help="range of the validation pairs' homographies")
     p.add_argument("--knobs", default=",".join(KNOBS), help=f"comma-separated subset of {','.join(KNOBS)}")
     args = p.parse_args()
     knobs = set(args.knobs.split(","))
@@ -120,8 +140,8 @@ def main() -> None:
         p.error(f"unknown knobs: {sorted(knobs - set(KNOBS))}")
     cv2.setRNGSeed(0)  # MAGSAC's sampling
     sources = [(kind, Path(path)) for kind, _, path in (d.partition("=") for d in args.data)]
-    items = validation_set(sources, args.val_pairs, seed=0)
-    print(f"{len(items)} validation pairs, model {args.model}")
+    items = validation_set(sources, args.val_pairs, seed=0, geometry=GEOMETRIES[args.geometry])
+    print(f"{len(items)} validation pairs ({args.geometry} geometry), model {args.model}")
     net, _ = load_model(args.model)
     shipped = net.conf.get("keypoint_score")
     shipped_4096 = None
@@ -144,9 +164,17 @@ def main() -> None:
         print(f"ratio test {ratio:g} (on top of mutual NN), K=4096: {registration(items, shipped_4096, ratio=ratio)}",
               flush=True)
     for k in (1024, 4096) if "multiscale" in knobs else ():
-        found = detect(net, items, k, multiscale=True)
-        print(f"multiscale (scales 1, 0.71, 0.5), K={k}: NCM {ncm(items, found):.2f}; {registration(items, found)}",
-              flush=True)
+        for multiscale in (False, True):
+            found = detect(net, items, k, multiscale=multiscale)
+            name = "multiscale (scales 1, 0.71, 0.5)" if multiscale else "single scale"
+            print(f"{name}, K={k}: NCM {ncm(items, found):.2f}; {registration(items, found)}", flush=True)
+    blank = featureless_images()
+    for threshold in THRESHOLDS if "threshold" in knobs else ():
+        det = S2NetFeature2D(net, backend="torch", nfeatures=4096, threshold=threshold)
+        counts = ", ".join(f"{name} {len(det.detect(img))}" for name, img in blank.items())
+        found_1024, found_4096 = (detect(net, items, k, threshold=threshold) for k in (1024, 4096))
+        print(f"threshold {threshold:g}: keypoints on featureless 640x480 images: {counts}; "
+              f"NCM@1024 {ncm(items, found_1024):.2f}; K=4096: {registration(items, found_4096)}", flush=True)
     matches = matched_points(items, shipped_4096) if "estimator" in knobs else []
     for name in ("USAC_ACCURATE", "USAC_PROSAC", "USAC_DEFAULT", "RANSAC", "LMEDS") if matches else ():
         print(f"estimator {name} instead of USAC_MAGSAC, K=4096: {estimator(items, matches, getattr(cv2, name))}",
