@@ -14,6 +14,7 @@ from typing import Callable, Sequence
 # name -> (module with main(argv) -> int, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
     "register": ("s2cv.register", "register an IR/NIR image onto a visible image (H, overlays, summary)"),
+    "calibrate": ("s2cv.calibrate", "one homography for a fixed visible/IR rig from many frame pairs (folders or videos)"),
     "train": ("s2cv.train", "train a network with S2-Net"),
     "evaluate": ("s2cv.evaluate", "benchmark features on pairs with known homographies"),
     "export": ("s2cv.export", "export a checkpoint to ONNX"),

@@ -6,9 +6,11 @@ the two dense descriptor maps agree (least squares between each well-scored cell
 and the other map bilinearly sampled where the homography sends it, both directions), by
 Levenberg-Marquardt from the fitted model. The maps are the network's own output
 (``S2NetFeature2D.denseMaps``), so no extra learning is involved.
+Several pairs of a fixed camera rig can share one optimisation (``refine_homography_pairs``).
 """
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import numpy as np
@@ -162,18 +164,10 @@ def _levenberg_marquardt(H: np.ndarray, terms: list[tuple], stride: int, iters: 
     return H
 
 
-def refine_homography(H_ba: np.ndarray, maps_a: DenseMaps, maps_b: DenseMaps, shape_a: tuple[int, ...],
-                      shape_b: tuple[int, ...], params: RefineParams = RefineParams()) -> np.ndarray:
-    """``H_ba`` (image b -> image a pixels) moved to where the two descriptor maps agree best.
-
-    ``maps_a``/``maps_b`` are the two images' dense maps (``denseMaps``), ``shape_*`` the image
-    sizes. Returns the input unchanged when the optimum lies implausibly far (a corner moves
-    more than ``max_shift`` of the image diagonal): this polishes a model, it does not replace
-    a failed one.
-    """
-    H_ba = np.asarray(H_ba, np.float64)
-    if H_ba.shape != (3, 3) or not np.isfinite(H_ba).all() or abs(np.linalg.det(H_ba)) < 1e-12:
-        raise ValueError("H_ba must be a finite, invertible 3x3 matrix")
+def _pair_terms(maps_a: DenseMaps, maps_b: DenseMaps, shape_a: tuple[int, ...], shape_b: tuple[int, ...],
+                params: RefineParams) -> tuple[int, list[list[tuple] | None]]:
+    """One pair's checked maps -> (stride, its least-squares terms per pyramid level, coarse to
+    fine; None where a level is too coarse). Only what the optimiser samples is kept."""
     if maps_a.stride != maps_b.stride:
         raise ValueError(f"descriptor maps of different strides ({maps_a.stride} vs {maps_b.stride})")
     stride = maps_a.stride
@@ -188,14 +182,55 @@ def refine_homography(H_ba: np.ndarray, maps_a: DenseMaps, maps_b: DenseMaps, sh
     if 0 < params.dims < desc[0].shape[2]:
         desc = _principal(desc, params.dims)
     unit = _to_unit(shape_a), _to_unit(shape_b)
-    H = unit[0] @ H_ba @ np.linalg.inv(unit[1])
-    H = H / H[2, 2]
+    levels: list[list[tuple] | None] = []
     for level in reversed(range(params.levels)):  # coarse to fine: a wider basin, then precision
         pooled = [_pool(d, 2 ** level) for d in desc]
-        if min(min(d.shape[:2]) for d in pooled) < 2:
-            continue
-        H = _levenberg_marquardt(H, _terms(pooled, (maps_a, maps_b), (shape_a, shape_b), unit, stride * 2 ** level,
-                                          params.max_points), stride * 2 ** level, params.iters)
+        levels.append(None if min(min(d.shape[:2]) for d in pooled) < 2 else
+                      _terms(pooled, (maps_a, maps_b), (shape_a, shape_b), unit, stride * 2 ** level, params.max_points))
+    return stride, levels
+
+
+def refine_homography(H_ba: np.ndarray, maps_a: DenseMaps, maps_b: DenseMaps, shape_a: tuple[int, ...],
+                      shape_b: tuple[int, ...], params: RefineParams = RefineParams()) -> np.ndarray:
+    """``H_ba`` (image b -> image a pixels) moved to where the two descriptor maps agree best.
+
+    ``maps_a``/``maps_b`` are the two images' dense maps (``denseMaps``), ``shape_*`` the image
+    sizes. Returns the input unchanged when the optimum lies implausibly far (a corner moves
+    more than ``max_shift`` of the image diagonal): this polishes a model, it does not replace
+    a failed one.
+    """
+    return refine_homography_pairs(H_ba, [(maps_a, maps_b)], shape_a, shape_b, params)
+
+
+def refine_homography_pairs(H_ba: np.ndarray, pairs: Iterable[tuple[DenseMaps, DenseMaps]], shape_a: tuple[int, ...],
+                            shape_b: tuple[int, ...], params: RefineParams = RefineParams()) -> np.ndarray:
+    """``refine_homography`` for several image pairs that share one homography (a fixed camera
+    rig): every pair's two directions enter the same least squares with equal weight.
+
+    ``pairs`` yields ``(maps_a, maps_b)`` of images of sizes ``shape_a`` / ``shape_b``; it is
+    consumed one pair at a time and only the sampled cells and projected maps of each are kept,
+    so a generator that computes the maps on the fly bounds the memory.
+    """
+    H_ba = np.asarray(H_ba, np.float64)
+    if H_ba.shape != (3, 3) or not np.isfinite(H_ba).all() or abs(np.linalg.det(H_ba)) < 1e-12:
+        raise ValueError("H_ba must be a finite, invertible 3x3 matrix")
+    strides, per_pair = set(), []
+    for maps_a, maps_b in pairs:
+        stride, levels = _pair_terms(maps_a, maps_b, shape_a, shape_b, params)
+        strides.add(stride)
+        per_pair.append(levels)
+    if not per_pair:
+        raise ValueError("pairs is empty: refinement needs the dense maps of at least one image pair")
+    if len(strides) > 1:
+        raise ValueError(f"pairs with descriptor maps of different strides {sorted(strides)}")
+    stride = strides.pop()
+    unit = _to_unit(shape_a), _to_unit(shape_b)
+    H = unit[0] @ H_ba @ np.linalg.inv(unit[1])
+    H = H / H[2, 2]
+    for i, level in enumerate(reversed(range(params.levels))):
+        terms = [term for levels in per_pair if levels[i] is not None for term in levels[i]]
+        if terms:
+            H = _levenberg_marquardt(H, terms, stride * 2 ** level, params.iters)
 
     refined = np.linalg.inv(unit[0]) @ H @ unit[1]
     refined = refined / refined[2, 2]

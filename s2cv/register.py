@@ -11,6 +11,7 @@ Command line (also ``python -m s2cv register``, ``python -m s2cv.register``)::
                   [--transform homography|affine|similarity] [--min-inliers N] [--refine]
     s2cv register --sample -o OUT_DIR        # the bundled RoadScene pair, no data needed
     s2cv register --sample visnir -o OUT_DIR # the bundled VIS-NIR pair
+    s2cv register --video VIS IR -o OUT_DIR [--H H.txt]  # two videos / folders: s2cv.video
 
 writes ``matches.png``, ``overlay.png``, ``blend.png``, ``H.txt`` and ``summary.json``. Exit
 status 0 on success, 2 (one line on stderr) when the pair cannot be registered or read.
@@ -395,6 +396,9 @@ def build_parser(prog: str = "s2cv register") -> argparse.ArgumentParser:
                    help="polish the homography on the dense descriptor maps (s2cv models; about 1 s more on a 2-core CPU)")
     p.add_argument("--backend", default="auto", help="inference backend: auto, torch, onnxruntime, tensorrt")
     p.add_argument("--device", default="auto", help="torch device, e.g. cpu or cuda (default: auto)")
+    from .video import add_arguments
+
+    add_arguments(p)  # --video, --H, ...: s2cv.video
     return p
 
 
@@ -407,6 +411,10 @@ def main(argv: Sequence[str] | None = None, prog: str = "s2cv register") -> int:
     """CLI entry point; returns the exit status (0 registered, 2 failed or bad input)."""
     parser = build_parser(prog)
     args = parser.parse_args(argv)
+    if args.video or args.H:
+        from .video import main_register
+
+        return main_register(args, parser, prog)
     if bool(args.sample) == (args.vis is not None):
         parser.error("give VIS and IR images, or --sample (not both)")
     if not args.sample and args.ir is None:

@@ -1,0 +1,391 @@
+"""Calibrate a fixed visible/IR rig: one homography from the matches of many frame pairs.
+
+For a rig whose scene is far away, the IR -> visible homography is the same in every frame.
+One pair leaves textureless regions (sky, road) to extrapolation and lets a few near-miss
+matches tilt the fit; the matches of many pairs, pooled into one robust fit, cover the image and
+outvote them. Each pair is detected and matched as ``s2cv register`` does (mutual nearest
+neighbours, its own USAC/MAGSAC fit kept for comparison), the pooled matches get the same robust
+fit, optionally polished on the dense descriptor maps of several pairs at once
+(``s2cv.refine.refine_homography_pairs``), and frames that disagree with the result are flagged.
+
+Command line (also ``python -m s2cv calibrate``, ``python -m s2cv.calibrate``)::
+
+    s2cv calibrate VIS IR -o OUT [--model NAME|PATH|sift] [--nfeatures N] [--refine]
+                   [--max-frames N] [--step S] [--ransac-threshold T] [--min-inliers N]
+
+VIS and IR are two folders of frames with matching names, or two video files. Writes
+``H.txt`` (IR -> visible, as ``s2cv register``), ``summary.json`` (per-frame matches, inliers,
+residuals, flags), ``overlay.png`` (a few frames, checkerboard) and ``residuals.png``. Exit
+status 0 on success, 2 (one line on stderr) when the rig cannot be calibrated or read.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterator, Sequence
+
+import cv2
+import numpy as np
+
+from . import viz
+from .backends import DenseMaps
+from .image import to_gray_float
+from .metrics import estimate_homography, match_errors
+from .refine import RefineParams, refine_homography_pairs
+from .register import (RegistrationError, _check_options, _for_detector, _imwrite, _json_default,
+                       register_features)
+from .video import PairedFrames, make_detector, save_homography
+
+AGREEMENT_MIN = 0.5
+"""A frame whose own single-pair fit has more than 1 / AGREEMENT_MIN times the inliers the rig
+homography gives it disagrees with the rig (moved sensor, near scene, wrong pairing)."""
+OVERLAY_FRAMES = 4
+
+
+@dataclass
+class FrameResult:
+    """One frame pair's evidence: its matches, its own fit, its agreement with the rig's H."""
+
+    index: int                    # position in the input sequence
+    name: str
+    keypoints: tuple[int, int]    # (visible, IR)
+    matches: int
+    own_success: bool             # the pair registers on its own (``register``'s verdict)
+    own_inliers: int              # inliers of its own fit
+    inliers: int = 0              # matches within ransac_threshold of the rig homography
+    median_residual: float = math.nan  # px, median distance of those inliers to the rig homography
+    flags: list[str] = field(default_factory=list)  # "disagrees", "weak"
+    ms: float = 0.0               # detection + matching + own fit
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "index": self.index, "name": self.name, "keypoints": list(self.keypoints), "matches": self.matches,
+            "own_success": self.own_success, "own_inliers": self.own_inliers, "inliers": self.inliers,
+            "inlier_share": round(self.inliers / self.matches, 4) if self.matches else 0.0,
+            "median_residual_px": None if math.isnan(self.median_residual) else round(self.median_residual, 3),
+            "flags": self.flags, "ms": round(self.ms, 1),
+        }
+
+
+@dataclass
+class CalibrationResult:
+    """What ``calibrate`` found; ``H`` maps IR pixels onto the visible image."""
+
+    H: np.ndarray | None          # (3, 3) float64 IR -> visible; None when nothing could be fitted
+    success: bool
+    message: str                  # why calibration failed ("" on success)
+    frames: list[FrameResult]
+    vis_shape: tuple[int, int] | None
+    ir_shape: tuple[int, int] | None
+    source: PairedFrames
+    refined_on: list[str] = field(default_factory=list)  # frames the featuremetric refinement used
+    timings: dict[str, float] = field(default_factory=dict)  # milliseconds
+    ransac_threshold: float = 3.0
+    min_inliers: int = 12
+
+    @property
+    def num_matches(self) -> int:
+        return sum(f.matches for f in self.frames)
+
+    @property
+    def num_inliers(self) -> int:
+        return sum(f.inliers for f in self.frames)
+
+    @property
+    def flagged(self) -> list[FrameResult]:
+        return [f for f in self.frames if f.flags]
+
+    @property
+    def ms_per_frame(self) -> float:
+        """Calibration cost per frame pair, model loading excluded."""
+        work = self.timings.get("total", 0.0) - self.timings.get("load", 0.0)
+        return work / len(self.frames) if self.frames else math.nan
+
+    def warp(self, ir_image: np.ndarray) -> np.ndarray:
+        """An IR frame resampled onto the visible frame's pixel grid."""
+        if self.H is None or self.vis_shape is None:
+            raise RegistrationError(f"no homography to warp with: {self.message or 'calibration failed'}")
+        h, w = self.vis_shape
+        return cv2.warpPerspective(np.asarray(ir_image), self.H, (w, h))
+
+    def summary(self) -> dict[str, Any]:
+        """JSON-ready numbers (what the CLI writes to summary.json)."""
+        return {
+            "success": self.success, "message": self.message,
+            "H_ir_to_vis": None if self.H is None else self.H.tolist(),
+            "vis": str(self.source.vis_path), "ir": str(self.source.ir_path), "input": self.source.kind,
+            "frames_in_input": self.source.total, "frames_used": len(self.frames),
+            "skipped": list(self.source.skipped), "skipped_count": len(self.source.skipped),
+            "matches": self.num_matches, "inliers": self.num_inliers,
+            "flagged": [f.name for f in self.flagged], "refined_on": self.refined_on,
+            "vis_shape": self.vis_shape, "ir_shape": self.ir_shape,
+            "ransac_threshold": self.ransac_threshold, "min_inliers": self.min_inliers,
+            "timings_ms": {k: round(v, 1) for k, v in self.timings.items()},
+            "ms_per_frame": None if math.isnan(self.ms_per_frame) else round(self.ms_per_frame, 1),
+            "per_frame": [f.summary() for f in self.frames],
+        }
+
+
+def _score_frames(frames: list[FrameResult], points: list[tuple[np.ndarray, np.ndarray]], H: np.ndarray,
+                  threshold: float, min_inliers: int) -> None:
+    """Each frame's matches measured against the rig homography; flags for the odd ones out."""
+    for frame, (pts_vis, pts_ir) in zip(frames, points):
+        errors = match_errors(pts_ir, pts_vis, H)
+        inlier = errors <= threshold
+        frame.inliers = int(inlier.sum())
+        frame.median_residual = float(np.median(errors[inlier])) if inlier.any() else math.nan
+        frame.flags = []
+        if frame.own_success and frame.inliers < AGREEMENT_MIN * frame.own_inliers:
+            frame.flags.append("disagrees")
+        if frame.inliers < min_inliers:
+            frame.flags.append("weak")
+
+
+def calibrate(
+    vis_source: str | Path,
+    ir_source: str | Path,
+    detector: cv2.Feature2D | None = None,
+    *,
+    model: Any = "default",
+    nfeatures: int = 4096,
+    ransac_threshold: float = 3.0,
+    min_inliers: int = 12,
+    max_frames: int | None = None,
+    step: int = 1,
+    refine: bool | RefineParams = False,
+    refine_frames: int = 16,
+    progress: bool | None = None,
+) -> CalibrationResult:
+    """One IR -> visible homography for a fixed rig from all its frame pairs.
+
+    ``vis_source``/``ir_source``: two folders of frames with matching names, or two videos
+    (``s2cv.video.PairedFrames``: every ``step``-th pair, at most ``max_frames``; frames are
+    streamed, only each pair's matched coordinates are kept). ``detector`` is any
+    ``cv2.Feature2D`` (default ``s2cv.S2Net_create(nfeatures, model=model)``). ``refine`` polishes
+    the pooled fit on the dense maps of up to ``refine_frames`` agreeing frames (the ones with the
+    most inliers; read a second time, s2cv detectors only). Failure is not an exception: check
+    ``result.success`` / ``result.message``. ``progress`` None shows a bar on a terminal only.
+    """
+    from tqdm import tqdm
+
+    from .feature2d import S2Net_create, S2NetFeature2D
+
+    _check_options("homography", None, ransac_threshold, min_inliers)
+    if isinstance(refine_frames, bool) or int(refine_frames) != refine_frames or refine_frames < 1:
+        raise ValueError(f"refine_frames must be an integer >= 1, got {refine_frames!r}")
+    if refine and detector is not None and not isinstance(detector, S2NetFeature2D):
+        raise ValueError("refine needs an s2cv detector (it works on the network's dense maps), "
+                         f"got {type(detector).__name__}")
+    source = PairedFrames(vis_source, ir_source, step=step, max_frames=max_frames)
+    timings: dict[str, float] = {}
+    t_start = time.perf_counter()
+    if detector is None:
+        detector = S2Net_create(nfeatures=nfeatures, model=model)
+        timings["load"] = (time.perf_counter() - t_start) * 1e3
+    if not isinstance(detector, cv2.Feature2D):
+        raise TypeError(f"detector must be a cv2.Feature2D, got {type(detector).__name__}")
+
+    frames: list[FrameResult] = []
+    points: list[tuple[np.ndarray, np.ndarray]] = []  # per frame: matched (visible, IR) coordinates
+    shapes: tuple[tuple[int, int] | None, tuple[int, int] | None] = (None, None)
+    t = time.perf_counter()
+    for pair in tqdm(source, total=source.count, desc="calibrate", unit="pair", disable=None if progress is None
+                     else not progress):
+        t_frame = time.perf_counter()
+        a, b = _for_detector(pair.vis, detector, "visible"), _for_detector(pair.ir, detector, "IR")
+        kv, dv = detector.detectAndCompute(a, None)
+        ki, di = detector.detectAndCompute(b, None)
+        own = register_features(kv, dv, ki, di, norm=detector.defaultNorm(), vis_shape=pair.vis.shape,
+                                ransac_threshold=ransac_threshold, min_inliers=min_inliers)
+        points.append(own.matched_points())
+        frames.append(FrameResult(pair.index, pair.name, own.num_keypoints, own.num_matches, own.success,
+                                  own.num_inliers, ms=(time.perf_counter() - t_frame) * 1e3))
+        shapes = (pair.vis.shape[:2], pair.ir.shape[:2])
+    timings["frames"] = (time.perf_counter() - t) * 1e3
+
+    def done(H: np.ndarray | None, message: str, refined_on: Sequence[str] = ()) -> CalibrationResult:
+        timings["total"] = (time.perf_counter() - t_start) * 1e3
+        return CalibrationResult(H, not message, message, frames, *shapes, source, list(refined_on), timings,
+                                 ransac_threshold, min_inliers)
+
+    if not frames:
+        return done(None, f"no frame pair could be read ({len(source.skipped)} skipped)")
+    t = time.perf_counter()
+    pts_vis = np.concatenate([p[0] for p in points])
+    pts_ir = np.concatenate([p[1] for p in points])
+    H = estimate_homography(pts_ir, pts_vis, ransac_threshold)  # register's fit: MAGSAC++
+    timings["fit"] = (time.perf_counter() - t) * 1e3
+    why = f"{len(pts_vis)} matches in {len(frames)} frame pairs"
+    if H is None:
+        return done(None, f"no frame registers: no homography could be fitted to the {why}")
+    if abs(np.linalg.det(H)) < 1e-8:
+        return done(None, f"no frame registers: the homography fitted to the {why} is degenerate")
+    _score_frames(frames, points, H, ransac_threshold, min_inliers)
+    if sum(f.inliers for f in frames) < min_inliers:
+        return done(None, f"no frame registers: only {sum(f.inliers for f in frames)} of the {why} agree with "
+                          f"the best homography (need {min_inliers})")
+
+    refined_on: list[str] = []
+    if refine:
+        t = time.perf_counter()
+        params = refine if isinstance(refine, RefineParams) else RefineParams()
+        agreeing = sorted((f for f in frames if not f.flags), key=lambda f: -f.inliers)[:refine_frames]
+        chosen = {f.index for f in agreeing}
+        if chosen:
+            def maps() -> Iterator[tuple[DenseMaps, DenseMaps]]:  # one pair's maps at a time
+                for pair in source.frames(only=chosen):
+                    refined_on.append(pair.name)
+                    yield tuple(detector.denseMaps(to_gray_float(_for_detector(image, detector, side)))
+                                for image, side in ((pair.vis, "visible"), (pair.ir, "IR")))
+
+            H = refine_homography_pairs(H, maps(), shapes[0], shapes[1], params)
+            _score_frames(frames, points, H, ransac_threshold, min_inliers)
+        timings["refine"] = (time.perf_counter() - t) * 1e3
+    return done(H, "", refined_on)
+
+
+# ---------------------------------------------------------------- outputs
+
+
+def _overlay_grid(result: CalibrationResult, count: int = OVERLAY_FRAMES) -> np.ndarray | None:
+    """Checkerboard overlays of a few frames spread over the sequence, two to a row."""
+    if result.H is None or not result.frames:
+        return None
+    spread = np.linspace(0, len(result.frames) - 1, min(count, len(result.frames))).round().astype(int)
+    picks = {result.frames[i].index: result.frames[i] for i in spread}
+    tiles = []
+    for pair in result.source.frames(only=set(picks)):
+        vis8 = viz.to_bgr8(pair.vis)
+        tile = viz.overlay(vis8, result.warp(viz.to_bgr8(pair.ir)), tile=max(8, min(vis8.shape[:2]) // 8))
+        frame = picks[pair.index]
+        text = f"{pair.name}: {frame.inliers}/{frame.matches} inliers" + (f" ({', '.join(frame.flags)})"
+                                                                         if frame.flags else "")
+        for colour, thick in (((0, 0, 0), 3), ((255, 255, 255), 1)):
+            cv2.putText(tile, text, (6, 20), cv2.FONT_HERSHEY_SIMPLEX, 0.5, colour, thick, cv2.LINE_AA)
+        tiles.append(tile)
+    if not tiles:
+        return None
+    if len(tiles) > 1 and len(tiles) % 2:
+        tiles.append(np.zeros_like(tiles[0]))
+    rows = [np.hstack(tiles[i:i + 2]) for i in range(0, len(tiles), 2)]
+    return np.vstack(rows)
+
+
+def plot_residuals(result: CalibrationResult, path: str | Path) -> None:
+    """Per frame: matches, own-fit and rig inliers (top), median residual under the rig H (bottom)."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    frames = result.frames
+    x = np.arange(len(frames))
+    fig = Figure(figsize=(max(6.0, min(16.0, 0.25 * len(frames) + 4)), 5.5), dpi=100)
+    FigureCanvasAgg(fig)
+    top, bottom = fig.add_subplot(2, 1, 1), fig.add_subplot(2, 1, 2)
+    top.bar(x, [f.matches for f in frames], color="0.85", label="matches")
+    top.plot(x, [f.own_inliers for f in frames], "k_", markersize=10, label="inliers of its own fit")
+    top.bar(x, [f.inliers for f in frames], width=0.5, label="inliers of the rig homography",
+            color=["tab:red" if f.flags else "tab:green" for f in frames])
+    top.set_ylabel("matches")
+    top.legend(fontsize=8)
+    top.set_title(f"{len(frames)} frame pairs, {len(result.flagged)} flagged (red)")
+    bottom.plot(x, [f.median_residual for f in frames], "o-", markersize=3)
+    bottom.axhline(result.ransac_threshold, color="0.5", ls=":", label="inlier threshold")
+    bottom.set_ylim(0, result.ransac_threshold * 1.1)
+    bottom.set_ylabel("median inlier residual (px)")
+    bottom.set_xlabel("frame")
+    bottom.legend(fontsize=8)
+    if len(frames) <= 30:
+        bottom.set_xticks(x, [f.name for f in frames], rotation=60, fontsize=7, ha="right")
+    for ax in (top, bottom):
+        ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(str(path))
+
+
+def write_outputs(result: CalibrationResult, out_dir: str | Path, extra: dict[str, Any] | None = None
+                  ) -> dict[str, Any]:
+    """summary.json always; residuals.png when a frame was measured; H.txt, overlay.png on success."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    files = ["summary.json"]
+    if result.success:
+        save_homography(out_dir / "H.txt", result.H)
+        files.append("H.txt")
+        grid = _overlay_grid(result)
+        if grid is not None:
+            _imwrite(out_dir / "overlay.png", grid)
+            files.append("overlay.png")
+    if result.frames:
+        plot_residuals(result, out_dir / "residuals.png")
+        files.append("residuals.png")
+    summary = {**result.summary(), **(extra or {}), "outputs": sorted(files)}
+    (out_dir / "summary.json").write_text(json.dumps(summary, indent=2, allow_nan=False, default=_json_default))
+    return summary
+
+
+# ---------------------------------------------------------------- CLI
+
+
+def build_parser(prog: str = "s2cv calibrate") -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog=prog,
+        description="Calibrate a fixed visible/IR rig: one homography (IR -> visible) from the matches of many "
+                    "frame pairs. Writes H.txt, summary.json, overlay.png and residuals.png.")
+    p.add_argument("vis", help="visible frames: a folder of images, or a video file")
+    p.add_argument("ir", help="IR frames: a folder of images with the same names, or a video file")
+    p.add_argument("-o", "--output", required=True, help="output folder (created if missing)")
+    p.add_argument("--model", default="default",
+                   help="zoo name or checkpoint path (default: %(default)s); 'sift' uses cv2.SIFT as a baseline")
+    p.add_argument("--nfeatures", type=int, default=4096, help="keypoints per image (default: %(default)s)")
+    p.add_argument("--max-frames", type=int, help="use at most this many frame pairs")
+    p.add_argument("--step", type=int, default=1, help="use every STEP-th frame pair (default: 1)")
+    p.add_argument("--ransac-threshold", type=float, default=3.0, help="inlier threshold, px (default: 3)")
+    p.add_argument("--min-inliers", type=int, default=12, help="fewer pooled inliers = failure (default: 12)")
+    p.add_argument("--refine", action="store_true",
+                   help="polish the homography on the dense descriptor maps of the best frames (s2cv models)")
+    p.add_argument("--refine-frames", type=int, default=16, help="frames the refinement uses at most (default: 16)")
+    p.add_argument("--backend", default="auto", help="inference backend: auto, torch, onnxruntime, tensorrt")
+    p.add_argument("--device", default="auto", help="torch device, e.g. cpu or cuda (default: auto)")
+    return p
+
+
+def main(argv: Sequence[str] | None = None, prog: str = "s2cv calibrate") -> int:
+    """CLI entry point; returns the exit status (0 calibrated, 2 failed or bad input)."""
+    args = build_parser(prog).parse_args(argv)
+    out_dir = Path(args.output)
+    try:
+        if args.nfeatures < 0:
+            raise ValueError(f"--nfeatures must be >= 0, got {args.nfeatures}")
+        detector = make_detector(args.model, args.nfeatures, args.backend, args.device)
+        result = calibrate(args.vis, args.ir, detector, ransac_threshold=args.ransac_threshold,
+                           min_inliers=args.min_inliers, max_frames=args.max_frames, step=args.step,
+                           refine=args.refine, refine_frames=args.refine_frames)
+        write_outputs(result, out_dir, {"model": args.model, "nfeatures": args.nfeatures, "refine": args.refine,
+                                        "step": args.step, "max_frames": args.max_frames})
+    except (OSError, ValueError, TypeError, RegistrationError, RuntimeError) as exc:
+        print(f"{prog}: error: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}", file=sys.stderr)
+        return 2
+    skipped = f", {len(result.source.skipped)} unreadable skipped" if result.source.skipped else ""
+    if not result.success:
+        print(f"{prog}: error: {result.message}{skipped} (see {out_dir / 'summary.json'})", file=sys.stderr)
+        return 2
+    flagged = result.flagged
+    print(f"calibrated from {len(result.frames)} frame pairs{skipped}: {result.num_inliers}/{result.num_matches} "
+          f"matches agree, H (IR -> visible) in {out_dir / 'H.txt'}; "
+          f"{len(flagged)} flagged{' (' + _names(flagged) + ')' if flagged else ''}; "
+          f"{result.ms_per_frame:.0f} ms per frame pair")
+    return 0
+
+
+def _names(frames: Sequence[FrameResult], limit: int = 5) -> str:
+    shown = ", ".join(f"{f.name}: {'/'.join(f.flags)}" for f in frames[:limit])
+    return shown + (f" and {len(frames) - limit} more" if len(frames) > limit else "")
+
+
+if __name__ == "__main__":
+    sys.exit(main(prog="python -m s2cv.calibrate"))
