@@ -2,8 +2,10 @@
 
 Run: ``python benchmarks/bench_backends.py [--model NAME_OR_PATH] [--quick]``.
 
-Backends measured when available here: torch CPU, onnxruntime CPU (and CUDA), torch CUDA,
-TensorRT FP32/FP16 (engines built once into the s2cv cache; minutes on first run). Sizes are
+Backends measured when available here: torch CPU, onnxruntime CPU (and CUDA), OpenCV's cv2.dnn
+CPU, torch CUDA, TensorRT FP32/FP16 (engines built once into the s2cv cache; minutes on first
+run). The onnxruntime-vs-opencv rows are what ``backend="auto"`` is set by on CPU
+(``s2cv.backends.AUTO_CPU_GRAPH_ORDER``). Sizes are
 W x H, batch 1 and 8 for the dense maps, batch 1 for detectAndCompute. The network's FLOP count
 (convolution MACs x 2, counted with forward hooks) turns times into GFLOP/s, printed next to
 a measured fp32 matmul rate on the same device, so the distance to the hardware limit can be
@@ -29,9 +31,10 @@ from torch import nn
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import s2cv  # noqa: E402
-from s2cv.backends import TorchBackend  # noqa: E402
-from s2cv.export import cache_dir, synthetic_image, weights_sha256  # noqa: E402
-from s2cv.image import pad_to_multiple  # noqa: E402
+from s2cv.backend_torch import TorchBackend  # noqa: E402
+from s2cv.export import weights_sha256  # noqa: E402
+from s2cv.graph import cache_dir  # noqa: E402
+from s2cv.image import pad_to_multiple, synthetic_image  # noqa: E402
 from s2cv.models import build_model  # noqa: E402
 from s2cv.zoo import available_models, load_model  # noqa: E402
 
@@ -179,6 +182,10 @@ def make_backends(net: nn.Module, meta: dict[str, Any], wanted: set[str] | None)
             out["onnxruntime-cuda"] = (make_onnx(net, meta, "cuda"), {"backend": "onnxruntime", "device": "cuda"})
     except ImportError as exc:
         print(f"  onnxruntime skipped: {exc}")
+    if want("opencv-cpu"):
+        from s2cv.backend_opencv import make_opencv
+
+        out["opencv-cpu"] = (make_opencv(net, meta, "cpu"), {"backend": "opencv", "device": "cpu"})
     if torch.cuda.is_available():
         if want("torch-cuda"):
             out["torch-cuda"] = (TorchBackend(copy.deepcopy(net), "cuda"), {"backend": "torch", "device": "cuda"})
@@ -200,14 +207,15 @@ def make_backends(net: nn.Module, meta: dict[str, Any], wanted: set[str] | None)
     return out
 
 
-def detector(net: nn.Module, spec: dict) -> s2cv.S2NetFeature2D:
-    """A detector on its own copy of the net (TorchBackend moves the module it is given)."""
-    net, spec = copy.deepcopy(net), dict(spec)
+def detector(net: nn.Module, meta: dict[str, Any], spec: dict) -> s2cv.S2NetFeature2D:
+    """A detector on the checkpoint (the graph runtimes then run its shipped graph), else on its
+    own copy of the net (TorchBackend moves the module it is given)."""
+    model, spec = meta.get("path") or copy.deepcopy(net), dict(spec)
     engine = spec.pop("engine", None)
     if engine:
         os.environ["S2CV_ENGINE"] = engine
     try:
-        return s2cv.S2NetFeature2D(net, nfeatures=4096, **spec)
+        return s2cv.S2NetFeature2D(model, nfeatures=4096, **spec)
     finally:
         os.environ.pop("S2CV_ENGINE", None)
 
@@ -290,7 +298,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{'method':<26} {'size':>9} {'ms':>8} {'p90':>8} {'kpts':>6} {'vs SIFT':>8}")
     print("(each method timed in alternation with cv2.SIFT on the same image; SIFT's row is its median over all)")
     sift = cv2.SIFT_create(nfeatures=4096)
-    detectors = {name: detector(net, spec) for name, (_, spec) in backends.items()}
+    detectors = {name: detector(net, meta, spec) for name, (_, spec) in backends.items()}
     if meta.get("path"):  # what a user gets: the checkpoint through S2Net_create's defaults
         default = s2cv.S2Net_create(model=meta["path"])
         detectors[f"S2Net_create ({default._net_backend.name})"] = default

@@ -45,32 +45,52 @@ def _extension(module: str) -> str:
     return "built"
 
 
+def _version(dist: str) -> str:
+    """Installed version of a distribution, read without importing it (torch takes seconds)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version(dist)
+    except PackageNotFoundError:
+        return "not installed"
+
+
 def info() -> int:
-    """Print what this installation can do; never fails on a missing optional part."""
+    """Print what this installation can do; never fails on a missing optional part, never imports torch."""
     import cv2
     import numpy
-    import torch
 
     import s2cv
     from s2cv.backends import BACKENDS
 
-    print(f"s2cv {s2cv.__version__}  (python {sys.version.split()[0]}, torch {torch.__version__}, "
-          f"opencv {cv2.__version__}, numpy {numpy.__version__})")
+    print(f"s2cv {s2cv.__version__}  (python {sys.version.split()[0]}, opencv {cv2.__version__}, "
+          f"numpy {numpy.__version__}, onnxruntime {_version('onnxruntime')}, torch {_version('torch')})")
     print(f"zoo models shipped: {', '.join(s2cv.available_models()) or 'none'}")
-    needs = {"torch": "torch", "onnxruntime": "onnxruntime", "tensorrt": "tensorrt"}
+    needs = {"torch": ("torch",), "onnxruntime": ("onnxruntime",), "opencv": ("cv2",),
+             "tensorrt": ("tensorrt", "torch")}
     for name, target in BACKENDS.items():
-        module = target.split(":")[0]
-        ok = _available(module) and _available(needs.get(name, name))
-        print(f"backend {name:<12} {'available' if ok else 'not available'}")
+        missing = [m for m in needs.get(name, ()) if not _available(m)]
+        state = "available" if _available(target.split(":")[0]) and not missing else \
+            f"not available (needs {', '.join(missing)})"
+        if name == "torch" and missing:
+            state += ': pip install "s2cv[train]"'
+        print(f"backend {name:<12} {state}")
     if "default" in s2cv.available_models():
+        from s2cv.backends import no_nvidia_driver
+
+        # Without an NVIDIA driver device='auto' is the CPU; with one, finding out needs torch.
+        call = "S2Net_create()" if no_nvidia_driver() else "S2Net_create(device='cpu')"
         try:
-            picked = s2cv.S2Net_create()._net_backend.name
+            picked = s2cv.S2Net_create(device="cpu")._net_backend.name
         except Exception as exc:  # info reports, it never fails
             picked = f"nothing ({type(exc).__name__}: {exc})"
-        print(f"S2Net_create() runs on: {picked}")
+        print(f"{call} runs on: {picked}")
     print(f"s2cv._C       {_extension('s2cv._C')}")
     print(f"s2cv._C_cuda  {_extension('s2cv._C_cuda')}")
-    print(f"CUDA device   {torch.cuda.get_device_name(0) if torch.cuda.is_available() else 'none visible to torch'}")
+    if _available("onnxruntime"):
+        import onnxruntime
+
+        print(f"onnxruntime providers: {', '.join(onnxruntime.get_available_providers())}")
     return 0
 
 
@@ -105,7 +125,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         entry = _load(command)
     except ModuleNotFoundError as exc:
-        print(f"s2cv {command}: error: missing dependency {exc.name!r} ({exc})", file=sys.stderr)
+        from s2cv.extras import TRAIN_MODULES, missing_train_extra
+
+        if (exc.name or "").split(".")[0] in TRAIN_MODULES:
+            exc = missing_train_extra(exc, f"s2cv {command}")
+        print(f"s2cv {command}: error: {exc}", file=sys.stderr)
+        return 2
+    except ImportError as exc:  # a module that says which extra it needs (s2cv.extras)
+        print(f"s2cv {command}: error: {exc}", file=sys.stderr)
         return 2
     if entry is None:
         print(f"s2cv {command}: error: this build of s2cv has no {COMMANDS[command][0]} module", file=sys.stderr)

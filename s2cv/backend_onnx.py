@@ -1,38 +1,50 @@
 """ONNX Runtime backend: the same dense maps as the torch backend, from an exported graph.
 
 Where the graph comes from, first match wins: a ``.onnx`` passed as the model (``meta["onnx"]``);
-the graph ``python -m s2cv.export`` wrote beside the checkpoint (``<checkpoint stem>.onnx``, used
-only if it was exported from that very file: zoo models ship theirs); else an export of the
-network into the cache directory ($S2CV_CACHE or ~/.cache/s2cv), keyed by the checkpoint's
-sha256 (weights digest for in-memory nets) so it runs once per model. Nothing is ever written
-beside installed files. CUDA execution provider when onnxruntime has one and the device allows
-it, else CPU.
-
-``backend="auto"`` takes onnxruntime on CPU when a prebuilt graph is at hand (1.1-1.2x SIFT's
-speed at 640x480 against 0.9-1.0x for eager torch, docs/results.md) and never exports on the fly.
+the graph ``s2cv export`` wrote beside the checkpoint (``<checkpoint stem>.onnx``, used only if
+it was exported from that very file: zoo models ship theirs); else an export of the network
+into the cache directory ($S2CV_CACHE or ~/.cache/s2cv), keyed by the checkpoint's sha256
+(weights digest for in-memory nets) so it runs once per model. Only that last case needs torch
+(the ``[train]`` extra). Nothing is ever written beside installed files. CUDA execution
+provider when onnxruntime has one and the device allows it, else CPU.
 """
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
-import warnings
+from typing import Any, Sequence
 
 import numpy as np
-from torch import nn
 
-from .backends import DenseMaps, resolve_device
-from .export import (INPUT_NAME, OUTPUT_NAMES, arch_name, cache_dir, export_onnx, file_sha256,
-                     read_onnx_metadata, weights_sha256)
+from .backends import DenseMaps, check_batch
+from .graph import (INPUT_NAME, OUTPUT_NAMES, cache_dir, file_sha256, onnx_model_meta,  # noqa: F401 (re-exported)
+                    prebuilt_onnx, read_onnx_metadata)
 
-# Validation of cache exports: small and quick; `python -m s2cv.export` does the full check.
+# Validation of cache exports: small and quick; `s2cv export` does the full check.
 _CACHE_VALIDATION_SIZES = ((64, 96),)
+
+
+def _import_onnxruntime() -> Any:
+    try:
+        import onnxruntime
+    except ImportError as exc:
+        raise ImportError("backend='onnxruntime' needs onnxruntime: pip install onnxruntime "
+                          "(or onnxruntime-gpu)") from exc
+    return onnxruntime
+
+
+def onnx_session(model: bytes | str | Path, providers: Sequence[Any] = ("CPUExecutionProvider",)) -> Any:
+    """An onnxruntime session with every graph optimisation and its log kept quiet."""
+    ort = _import_onnxruntime()
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.log_severity_level = 3
+    source = model if isinstance(model, bytes) else str(model)
+    return ort.InferenceSession(source, sess_options=options, providers=list(providers))
 
 
 def _providers(device: str) -> list[Any]:
     """ONNX Runtime providers for an s2cv device string ('auto', 'cpu', 'cuda', 'cuda:N')."""
-    import onnxruntime as ort
-
-    available = ort.get_available_providers()
+    available = _import_onnxruntime().get_available_providers()
     has_cuda = "CUDAExecutionProvider" in available
     if device == "cpu":
         return ["CPUExecutionProvider"]
@@ -53,8 +65,6 @@ class OnnxRuntimeBackend:
     name = "onnxruntime"
 
     def __init__(self, onnx_path: str | Path, device: str = "auto") -> None:
-        from .export import onnx_session
-
         info = read_onnx_metadata(onnx_path)
         self.path = Path(onnx_path)
         self.info = info
@@ -69,20 +79,16 @@ class OnnxRuntimeBackend:
                                f"(session runs on {self.providers}); check the CUDA/cuDNN install")
 
     def __call__(self, batch: np.ndarray) -> DenseMaps:
-        if not isinstance(batch, np.ndarray) or batch.ndim != 4 or batch.shape[1] != 1:
-            shape = getattr(batch, "shape", type(batch).__name__)
-            raise ValueError(f"expected a float32 batch of shape (B, 1, H, W), got {shape}")
-        h, w = batch.shape[2:]
-        if h % self.pad_multiple or w % self.pad_multiple:
-            raise ValueError(f"height and width must be multiples of {self.pad_multiple}, got {h}x{w}")
-        batch = np.ascontiguousarray(batch, np.float32)
+        batch = check_batch(batch, self.pad_multiple)
         scores, desc = self.session.run(list(OUTPUT_NAMES), {INPUT_NAME: batch})
         return DenseMaps(scores[:, 0], desc, self.stride)
 
 
-def cached_onnx(net: nn.Module, meta: dict[str, Any]) -> Path:
-    """Export ``net`` once into the cache directory and return the file (reused afterwards)."""
+def cached_onnx(net: Any, meta: dict[str, Any]) -> Path:
+    """Export ``net`` once into the cache directory and return the file (reused afterwards).
+    Exporting needs torch and onnx (the ``[train]`` extra)."""
     from . import __version__
+    from .export import arch_name, export_onnx, weights_sha256
 
     arch = arch_name(net, meta)
     source = meta.get("path")
@@ -97,67 +103,24 @@ def cached_onnx(net: nn.Module, meta: dict[str, Any]) -> Path:
     return path
 
 
-def prebuilt_onnx(meta: dict[str, Any]) -> Path | None:
-    """The graph at hand without exporting: ``meta["onnx"]`` (an ``.onnx`` passed as the model),
-    else ``<checkpoint stem>.onnx`` beside the checkpoint if it was exported from that checkpoint.
-
-    A graph from other weights (left behind after retraining) would give another model's
-    keypoints, so it is skipped with a warning saying how to re-export it.
-    """
-    if meta.get("onnx"):
-        return Path(meta["onnx"])
-    source = meta.get("path")
-    if not source:
-        return None
-    path = Path(source).with_suffix(".onnx")
-    if not path.is_file():
-        return None
-    try:
-        recorded = read_onnx_metadata(path)["source_sha256"]
-    except ValueError as exc:  # corrupt, or not an s2cv export
-        warnings.warn(f"ignoring {path}: not a readable s2cv ONNX export ({type(exc).__name__}: {exc})",
-                      stacklevel=3)
-        return None
-    if recorded != file_sha256(source):
-        warnings.warn(f"ignoring {path}: it was exported from other weights than {source}; re-export it "
-                      f"with `python -m s2cv.export {source} -o {path}`", stacklevel=3)
-        return None
-    return path
-
-
-def _require_onnxruntime() -> None:
-    try:
-        import onnxruntime  # noqa: F401
-    except ImportError as exc:
-        raise ImportError("backend='onnxruntime' needs onnxruntime: pip install onnxruntime "
-                          "(or onnxruntime-gpu)") from exc
-
-
-def make_onnx(net: nn.Module | None, meta: dict[str, Any], device: str) -> OnnxRuntimeBackend:
-    """Backend factory (see ``s2cv.backends.BACKENDS``): a prebuilt graph, else a cached export."""
-    _require_onnxruntime()
+def graph_for(net: Any, meta: dict[str, Any], backend: str) -> Path:
+    """The graph a graph runtime runs for this model: the prebuilt one, else a cached export of
+    the network (loaded from ``meta["path"]`` when not given; needs the ``[train]`` extra)."""
     path = prebuilt_onnx(meta)
     if path:
-        return OnnxRuntimeBackend(path, device)
+        return path
     if net is None:
-        raise ValueError("make_onnx needs a network or meta['onnx'] (path of an s2cv ONNX export)")
-    return OnnxRuntimeBackend(cached_onnx(net, meta), device)
+        if not meta.get("path"):
+            raise ValueError(f"backend={backend!r} needs a network, a checkpoint or meta['onnx'] "
+                             f"(path of an s2cv ONNX export)")
+        from .zoo import load_model
+
+        net, loaded = load_model(meta["path"])
+        meta = {**loaded, **meta}
+    return cached_onnx(net, meta)
 
 
-def make_auto_onnx(net: nn.Module | None, meta: dict[str, Any], device: str) -> OnnxRuntimeBackend:
-    """``backend="auto"``'s onnxruntime step: CPU and a prebuilt graph only (no export on the fly,
-    no onnxruntime-gpu on a GPU where torch feeds the CUDA post-processing)."""
-    _require_onnxruntime()
-    if resolve_device(device).type != "cpu":
-        raise RuntimeError("backend='auto' uses onnxruntime on CPU only")
-    path = prebuilt_onnx(meta)
-    if not path:
-        raise FileNotFoundError("no prebuilt ONNX graph beside the checkpoint (export one with "
-                                "`python -m s2cv.export MODEL -o MODEL_STEM.onnx`)")
-    return OnnxRuntimeBackend(path, device)
-
-
-def onnx_model_meta(path: str | Path) -> dict[str, Any]:
-    """Model metadata for an ``.onnx`` passed as ``model=`` (no checkpoint, no torch network)."""
-    info = read_onnx_metadata(path)
-    return {**info, "path": None, "onnx": str(Path(path))}
+def make_onnx(net: Any, meta: dict[str, Any], device: str) -> OnnxRuntimeBackend:
+    """Backend factory (see ``s2cv.backends.BACKENDS``): a prebuilt graph, else a cached export."""
+    _import_onnxruntime()
+    return OnnxRuntimeBackend(graph_for(net, meta, "onnxruntime"), device)

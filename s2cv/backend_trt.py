@@ -7,25 +7,28 @@ build) and their ``.json`` sidecar is checked before use: other weights, another
 version or GPU generation are refused with the reason instead of giving wrong keypoints.
 
 Every failure to start raises ImportError, RuntimeError or FileNotFoundError with the cause,
-so ``backend="auto"`` falls back to torch. ``tensorrt`` is imported inside functions only:
-this module imports fine on machines without it.
+so ``backend="auto"`` falls back to torch. ``tensorrt`` and ``torch`` are imported inside
+functions only: this module imports fine on machines without them.
 """
 from __future__ import annotations
 
 import os
 import threading
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from torch import nn
 
 from .backends import DenseMaps
 from .build_engine import (EngineInfo, EngineMismatchError, check_engine, import_tensorrt, normalize_trt_version,
                            read_sidecar)
+from .extras import import_torch
+from .graph import INPUT_NAME as INPUT, OUTPUT_NAMES as OUTPUTS
+
+if TYPE_CHECKING:
+    from torch import nn
 
 ENGINE_ENV = "S2CV_ENGINE"
-INPUT, OUTPUTS = "image", ("scores", "descriptors")
 
 
 def engine_candidates(meta: dict[str, Any]) -> list[Path]:
@@ -158,11 +161,8 @@ def _cuda_device(device: str) -> Any:
 
 def make_tensorrt(net: nn.Module | None, meta: dict[str, Any], device: str) -> TensorRTBackend:
     """Backend factory (see ``s2cv.backends.BACKENDS``): find, check and load the model's engine."""
-    import torch
-
-    from .export import weights_sha256
-
     trt = import_tensorrt()
+    torch = import_torch("backend='tensorrt'")  # TensorRT runs on torch's CUDA buffers
     dev = _cuda_device(device)
     path = find_engine(meta)
     try:
@@ -170,7 +170,12 @@ def make_tensorrt(net: nn.Module | None, meta: dict[str, Any], device: str) -> T
     except ValueError as exc:  # a corrupt sidecar must not stop backend="auto" from falling back
         raise EngineMismatchError(str(exc)) from exc
     major, minor = torch.cuda.get_device_capability(dev)
-    digest = weights_sha256(net) if net is not None else (meta.get("weights_sha256") or None)
+    if net is not None:
+        from .export import weights_sha256
+
+        digest: str | None = weights_sha256(net)
+    else:  # the graph beside the checkpoint records the digest of the weights it was exported from
+        digest = meta.get("weights_sha256") or None
     check_engine(info, model_sha256=digest, tensorrt_version=normalize_trt_version(trt.__version__),
                  compute_capability=f"{major}.{minor}",
                  descriptor_dim=int(net.descriptor_dim) if net is not None else None)

@@ -1,21 +1,29 @@
-"""Inference backends: a batch of gray images -> dense maps. One small interface, three engines.
+"""Inference backends: a batch of gray images -> dense maps. One small interface, four engines.
 
 Every backend takes (B, 1, H, W) float32 in [0, 1] with H, W multiples of ``pad_multiple`` and
 returns ``DenseMaps``: scores (B, H, W) and L2-normalised descriptors (B, D, H/stride, W/stride).
-``torch`` is here; ``onnxruntime`` and ``tensorrt`` live in their own modules, imported only
-when asked for, so ``import s2cv`` never needs them. ``make_backend`` is the one entry point.
+Each engine lives in its own module, imported only when asked for: ``opencv`` (cv2.dnn) and
+``onnxruntime`` run the exported graph and need no torch; ``torch`` (``backend_torch``) and
+``tensorrt`` (``backend_trt``) need the ``[train]`` extra / TensorRT. So ``import s2cv`` and
+every ONNX path never import torch. ``make_backend`` is the one entry point.
+
+A factory gets ``(net, meta, device)``: ``net`` is a torch module or None (then the checkpoint
+at ``meta["path"]`` is loaded only by a backend that needs the network), ``meta`` says where
+the checkpoint and its graph are (``s2cv.zoo.model_meta``).
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 import importlib
+import importlib.util
+import os
+import sys
 from typing import Any, Protocol
 
 import numpy as np
-import torch
-from torch import nn
 
-from .models.common import fold_batchnorm
+from .extras import torch_if_loaded
+from .graph import prebuilt_onnx
 
 
 @dataclass
@@ -36,61 +44,52 @@ class Backend(Protocol):
     def __call__(self, batch: np.ndarray) -> DenseMaps: ...
 
 
-def resolve_device(device: str) -> torch.device:
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    dev = torch.device(device)
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError(f"device {device!r} requested but torch sees no CUDA device")
-    return dev
-
-
-class TorchBackend:
-    """PyTorch eager inference; on CUDA the maps stay on the device for the CUDA postprocess.
-
-    Runs a private copy of the network with BatchNorm folded into the convolutions, in
-    channels-last layout on CPU (oneDNN's native one): the same maps, about 1.3x sooner.
-    The caller's module is never modified, so a network can be validated while it trains.
-    """
-
-    name = "torch"
-
-    def __init__(self, net: nn.Module, device: str = "auto") -> None:
-        self.device = resolve_device(device)
-        self.memory_format = torch.channels_last if self.device.type == "cpu" else torch.contiguous_format
-        self.net = fold_batchnorm(net).to(self.device, memory_format=self.memory_format)
-        self.stride = int(net.stride)
-        self.pad_multiple = int(net.pad_multiple)
-        self.descriptor_dim = int(net.descriptor_dim)
-
-    @torch.inference_mode()
-    def __call__(self, batch: np.ndarray) -> DenseMaps:
-        x = torch.from_numpy(batch).to(self.device).contiguous(memory_format=self.memory_format)
-        out = self.net(x)
-        scores, desc = out["scores"][:, 0].contiguous(), out["descriptors"]
-        if self.device.type == "cpu":
-            # Descriptors stay channels-last: the C++ sampler reads that layout in place.
-            return DenseMaps(scores.numpy(), desc.numpy(), self.stride)
-        return DenseMaps(scores, desc.contiguous(), self.stride)
-
-
-def make_torch(net: nn.Module, meta: dict[str, Any], device: str) -> Backend:
-    return TorchBackend(net, device)
+def check_batch(batch: Any, pad_multiple: int) -> np.ndarray:
+    """The (B, 1, H, W) float32 batch a graph runtime is fed, contiguous; ValueError otherwise."""
+    if not isinstance(batch, np.ndarray) or batch.ndim != 4 or batch.shape[1] != 1:
+        shape = getattr(batch, "shape", type(batch).__name__)
+        raise ValueError(f"expected a float32 batch of shape (B, 1, H, W), got {shape}")
+    h, w = batch.shape[2:]
+    if h % pad_multiple or w % pad_multiple:
+        raise ValueError(f"height and width must be multiples of {pad_multiple}, got {h}x{w}")
+    return np.ascontiguousarray(batch, np.float32)
 
 
 # name -> "module:factory(net, meta, device)", imported lazily.
 BACKENDS: dict[str, str] = {
-    "torch": "s2cv.backends:make_torch",
+    "torch": "s2cv.backend_torch:make_torch",
     "onnxruntime": "s2cv.backend_onnx:make_onnx",
+    "opencv": "s2cv.backend_opencv:make_opencv",
     "tensorrt": "s2cv.backend_trt:make_tensorrt",
 }
-# backend="auto" tries these in order: TensorRT when a GPU and an engine are there, onnxruntime
-# on CPU when a prebuilt graph is (faster than eager torch there), else torch.
-AUTO_ORDER: tuple[tuple[str, str], ...] = (
-    ("tensorrt", BACKENDS["tensorrt"]),
-    ("onnxruntime", "s2cv.backend_onnx:make_auto_onnx"),  # prebuilt graph and CPU only
-    ("torch", BACKENDS["torch"]),
-)
+# backend="auto" on CPU with a prebuilt graph: the faster of the two graph runtimes first, as
+# measured by benchmarks/bench_backends.py (docs/results.md, "Speed (CPU)"); eager torch last.
+AUTO_CPU_GRAPH_ORDER: tuple[str, ...] = ("onnxruntime", "opencv")
+
+
+def no_nvidia_driver() -> bool:
+    """True where no NVIDIA GPU can be visible (Linux without the driver): then device='auto'
+    means the CPU without importing torch (about a second) just to hear it say so."""
+    return sys.platform.startswith("linux") and not (os.path.exists("/proc/driver/nvidia")
+                                                      or os.path.exists("/dev/dxg"))  # WSL2's GPU device
+
+
+def resolve_device(device: str) -> str:
+    """'auto' -> 'cuda' when torch is installed and sees a GPU, else 'cpu'; others are checked."""
+    if not isinstance(device, str):
+        raise TypeError(f"device must be a string ('auto', 'cpu', 'cuda', 'cuda:N'), got {type(device).__name__}")
+    if device == "cpu":
+        return device
+    if device == "auto":
+        if no_nvidia_driver():
+            return "cpu"
+        torch = torch_if_loaded()
+        if torch is None and importlib.util.find_spec("torch") is not None:
+            import torch
+        return "cuda" if torch is not None and torch.cuda.is_available() else "cpu"
+    if device == "cuda" or (device.startswith("cuda:") and device[5:].isdigit()):
+        return device
+    raise ValueError(f"unknown device {device!r}; expected 'auto', 'cpu', 'cuda' or 'cuda:N'")
 
 
 def _factory(spec: str):
@@ -98,16 +97,31 @@ def _factory(spec: str):
     return getattr(importlib.import_module(module), func)
 
 
-def make_backend(name: str, net: nn.Module, meta: dict[str, Any], device: str = "auto") -> Backend:
+def auto_candidates(net: Any, meta: dict[str, Any], device: str) -> list[str]:
+    """What ``backend="auto"`` tries, in order: on a GPU TensorRT (a prebuilt engine), then torch
+    (maps stay on the device for the CUDA post-processing), then onnxruntime; on CPU the prebuilt
+    graph (never exported on the fly) with the faster graph runtime, else torch."""
+    graph = prebuilt_onnx(meta) is not None
+    torch = ["torch"] if net is not None or meta.get("path") else []
+    if resolve_device(device) != "cpu":
+        return ["tensorrt", *torch, "onnxruntime"]
+    return [*(AUTO_CPU_GRAPH_ORDER if graph else ()), *torch]
+
+
+def make_backend(name: str, net: Any, meta: dict[str, Any], device: str = "auto") -> Backend:
     """Build a backend by name; ``auto`` picks the fastest one that works here."""
-    if name == "auto":
-        errors = []
-        for candidate, spec in AUTO_ORDER:
-            try:
-                return _factory(spec)(net, meta, device)
-            except (ImportError, RuntimeError, FileNotFoundError) as exc:
-                errors.append(f"{candidate}: {exc}")
-        raise RuntimeError("no inference backend could be created: " + "; ".join(errors))
-    if name not in BACKENDS:
-        raise ValueError(f"unknown backend {name!r}; expected 'auto' or one of {sorted(BACKENDS)}")
-    return _factory(BACKENDS[name])(net, meta, device)
+    if name != "auto":
+        if name not in BACKENDS:
+            raise ValueError(f"unknown backend {name!r}; expected 'auto' or one of {sorted(BACKENDS)}")
+        return _factory(BACKENDS[name])(net, meta, device)
+    errors: list[tuple[str, Exception]] = []
+    for candidate in auto_candidates(net, meta, device):
+        try:
+            return _factory(BACKENDS[candidate])(net, meta, device)
+        except (ImportError, RuntimeError, FileNotFoundError) as exc:
+            errors.append((candidate, exc))
+    message = "no inference backend could be created: " + ("; ".join(f"{c}: {e}" for c, e in errors) or
+                                                            "no candidate for this model and device")
+    if errors and all(isinstance(e, ImportError) for _, e in errors):
+        raise ImportError(message)  # e.g. a checkpoint without a graph, and no torch to run it
+    raise RuntimeError(message)

@@ -222,7 +222,8 @@ def prepare_onnx(model: str | Path, *, mixed_fp16: bool = False, workdir: str | 
     ``mixed_fp16``), else an export of the checkpoint / zoo model into ``workdir``."""
     import onnx
 
-    from .export import export_onnx, file_sha256, arch_name, read_onnx_metadata, to_mixed_fp16
+    from .export import arch_name, export_onnx, to_mixed_fp16
+    from .graph import file_sha256, read_onnx_metadata
     from .zoo import load_model, resolve
 
     workdir = Path(workdir or tempfile.mkdtemp(prefix="s2cv-trt-"))
@@ -253,7 +254,7 @@ def build_engine(model: str | Path, engine: str | Path, profile: ShapeProfile = 
     """Build ``engine`` (and its sidecar) from an s2cv ONNX export, a checkpoint or a zoo name."""
     from tqdm import tqdm
 
-    from .export import file_sha256, read_onnx_metadata
+    from .graph import file_sha256, read_onnx_metadata
 
     trt = import_tensorrt()
     engine = Path(engine)
@@ -319,7 +320,7 @@ def sidecar_for_existing(onnx_path: str | Path, engine: str | Path, profile: Sha
                          tensorrt_version: str, builder: str = "trtexec", compute_capability: str = "",
                          device_name: str = "") -> EngineInfo:
     """Sidecar for an engine built elsewhere (trtexec) from ``onnx_path``."""
-    from .export import file_sha256, read_onnx_metadata
+    from .graph import file_sha256, read_onnx_metadata
 
     if not Path(engine).is_file():
         raise FileNotFoundError(f"engine {engine} does not exist; build it first")

@@ -30,6 +30,10 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any, Protocol
 
+from s2cv.extras import require_train_extra
+
+require_train_extra("s2cv evaluate")  # a torch-free install is told which extra to add
+
 import cv2
 import numpy as np
 from tqdm import tqdm

@@ -27,14 +27,21 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator, Sequence
 
-import cv2
-import numpy as np
-import torch
-from torch import nn
+from .extras import require_train_extra
 
-from .models import ARCHITECTURES
+require_train_extra("s2cv export")  # before the imports below, so a missing one says how to get it
 
-FORMAT = "s2cv-onnx/1"
+import cv2  # noqa: E402
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+from torch import nn  # noqa: E402
+
+from .backend_onnx import onnx_session  # noqa: E402
+from .graph import (FORMAT, INPUT_NAME, OUTPUT_NAMES, cache_dir, file_sha256,  # noqa: E402,F401 (re-exported)
+                    read_onnx_metadata)
+from .image import sample_image, synthetic_image, to_gray_float  # noqa: E402,F401 (re-exported)
+from .models import ARCHITECTURES  # noqa: E402
+
 DEFAULT_OPSET = 17
 DEFAULT_SIZES: tuple[tuple[int, int], ...] = ((240, 320), (480, 640))
 INPUT_NAME, OUTPUT_NAMES = "image", ("scores", "descriptors")
@@ -83,14 +90,6 @@ class ExportReport:
 
 
 # ----------------------------------------------------------------------------- identity
-def file_sha256(path: str | Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def weights_sha256(net: nn.Module) -> str:
     """Digest of the state dict (names, dtypes, shapes, values) and of the model conf.
 
@@ -117,63 +116,6 @@ def arch_name(net: nn.Module, meta: dict[str, Any] | None = None) -> str:
             return name
     raise ValueError(f"{type(net).__name__} is not an s2cv architecture; expected one of "
                      f"{[c.__name__ for c in ARCHITECTURES.values()]}")
-
-
-def cache_dir() -> Path:
-    """Where derived files (ONNX exports, engines) go: $S2CV_CACHE, else ~/.cache/s2cv."""
-    env = os.environ.get("S2CV_CACHE")
-    if env:
-        return Path(env).expanduser()
-    base = os.environ.get("XDG_CACHE_HOME") or (Path.home() / ".cache")
-    return Path(base).expanduser() / "s2cv"
-
-
-# ----------------------------------------------------------------------------- images
-def synthetic_image(height: int, width: int, seed: int = 0) -> np.ndarray:
-    """Deterministic uint8 scene (blobs, edges, corners, texture at several scales).
-
-    Used when no real sample ships with the package: random noise alone has no corners
-    or edges, so it would not exercise the score maps the way photographs do.
-    """
-    rng = np.random.default_rng(seed)
-    img = np.zeros((height, width), np.float32)
-    for scale in (64, 16, 4):  # smooth noise from coarse to fine
-        small = rng.random((max(2, height // scale), max(2, width // scale)), dtype=np.float32)
-        img += cv2.resize(small, (width, height), interpolation=cv2.INTER_CUBIC) * (scale / 84)
-    canvas = np.zeros_like(img)
-    n = max(8, height * width // 6000)
-    for _ in range(n):
-        kind = rng.integers(3)
-        color = float(rng.uniform(-0.6, 0.6))
-        x, y = int(rng.integers(width)), int(rng.integers(height))
-        size = int(rng.integers(4, max(6, min(height, width) // 6)))
-        if kind == 0:
-            cv2.rectangle(canvas, (x, y), (x + size, y + int(size * rng.uniform(0.5, 2))), color, -1)
-        elif kind == 1:
-            cv2.ellipse(canvas, (x, y), (size, max(2, size // 2)), float(rng.uniform(0, 180)), 0, 360, color, -1)
-        else:
-            cv2.line(canvas, (x, y), (int(rng.integers(width)), int(rng.integers(height))), color,
-                     int(rng.integers(1, 4)))
-    img = cv2.GaussianBlur(img + canvas, (0, 0), 0.8)
-    img = (img - img.min()) / max(float(img.max() - img.min()), 1e-6)
-    return np.round(img * 255).astype(np.uint8)
-
-
-def sample_image() -> np.ndarray:
-    """A real sample photograph when the package ships one, else ``synthetic_image``."""
-    if SAMPLES_DIR.is_dir():
-        for path in sorted(SAMPLES_DIR.iterdir()):
-            if path.suffix.lower() in (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp"):
-                img = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
-                if img is not None:
-                    return img
-    return synthetic_image(480, 640)
-
-
-def _as_unit_float(image: np.ndarray) -> np.ndarray:
-    from .image import to_gray_float
-
-    return to_gray_float(image)
 
 
 # ----------------------------------------------------------------------------- export
@@ -210,6 +152,32 @@ def _trace_to_onnx(net: nn.Module, opset: int) -> bytes:
                           "descriptors": {0: "batch", 2: "height_s", 3: "width_s"}},
         )
     return buffer.getvalue()
+def stable_softplus(model: Any) -> Any:
+    """Rewrite each ``Softplus(x)`` as ``Relu(x) + Softplus(-|x|)``: the same function, but the
+    remaining Softplus only sees inputs <= 0.
+
+    Why: OpenCV's cv2.dnn (5.1) computes Softplus as log(1 + exp(x)) in float32, which is inf for
+    x > 88.7; the score activation softplus / (1 + softplus) then gives NaN exactly at the
+    strongest keypoints. onnxruntime and TensorRT compute the same values either way.
+    """
+    from onnx import helper
+
+    nodes = []
+    for node in model.graph.node:
+        if node.op_type != "Softplus":
+            nodes.append(node)
+            continue
+        (x,), (y,) = node.input, node.output
+        nodes += [helper.make_node("Relu", [x], [f"{y}/pos"], name=f"{node.name}/pos"),
+                  helper.make_node("Abs", [x], [f"{y}/abs"], name=f"{node.name}/abs"),
+                  helper.make_node("Neg", [f"{y}/abs"], [f"{y}/neg"], name=f"{node.name}/neg"),
+                  helper.make_node("Softplus", [f"{y}/neg"], [f"{y}/tail"], name=f"{node.name}/tail"),
+                  helper.make_node("Add", [f"{y}/pos", f"{y}/tail"], [y], name=f"{node.name}/sum")]
+    del model.graph.node[:]
+    model.graph.node.extend(nodes)
+    return model
+
+
 
 
 def _metadata(net: nn.Module, arch: str, source_sha256: str, weights: str, precision: str, opset: int
@@ -278,7 +246,7 @@ def export_onnx(net: nn.Module, path: str | Path, opset: int = DEFAULT_OPSET, *,
             bar.set_postfix_str(name)
 
         step("export")
-        model = onnx.load_from_string(_trace_to_onnx(net, opset))
+        model = stable_softplus(onnx.load_from_string(_trace_to_onnx(net, opset)))
         bar.update()
         step("check")
         metadata = _metadata(net, arch, source_sha256, weights_sha256(net), "fp16" if fp16 else "fp32", opset)
@@ -312,16 +280,6 @@ def export_onnx(net: nn.Module, path: str | Path, opset: int = DEFAULT_OPSET, *,
 
 
 # ----------------------------------------------------------------------------- validation
-def onnx_session(model: bytes | str | Path, providers: Sequence[Any] = ("CPUExecutionProvider",)) -> Any:
-    import onnxruntime as ort
-
-    options = ort.SessionOptions()
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    options.log_severity_level = 3
-    source = model if isinstance(model, bytes) else str(model)
-    return ort.InferenceSession(source, sess_options=options, providers=list(providers))
-
-
 def _onnx_outputs(session: Any, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     scores, desc = session.run(list(OUTPUT_NAMES), {INPUT_NAME: batch})
     return scores, desc
@@ -351,7 +309,7 @@ def _validation_runs(net: nn.Module, model: bytes, image: np.ndarray | None, siz
                      tolerance: Tolerance, on_start: Callable[[str], None] = lambda name: None
                      ) -> Iterator[CheckResult]:
     session = onnx_session(model)
-    gray = _as_unit_float(sample_image() if image is None else image)
+    gray = to_gray_float(sample_image() if image is None else image)
     rng = np.random.default_rng(0)
     h0, w0 = sizes[0]
     batches = [(f"random b2 {h0}x{w0}", rng.random((2, 1, h0, w0), dtype=np.float32))]
@@ -376,41 +334,6 @@ def validate_onnx(net: nn.Module, path: str | Path, *, image: np.ndarray | None 
         raise ExportValidationError(f"{path} disagrees with the PyTorch network:\n  "
                                     + "\n  ".join(r.line() for r in failed))
     return results
-
-
-# ----------------------------------------------------------------------------- metadata
-def read_onnx_metadata(path: str | Path) -> dict[str, Any]:
-    """s2cv metadata of an exported file, typed: {'arch', 'stride', 'pad_multiple', ...}.
-
-    Raises ValueError for ONNX files that did not come from ``s2cv.export``.
-    """
-    import onnx
-
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"ONNX model {path} does not exist")
-    try:
-        model = onnx.load(str(path), load_external_data=False)
-    except Exception as exc:  # protobuf's DecodeError and friends for truncated or foreign files
-        raise ValueError(f"cannot read ONNX model {path}: {type(exc).__name__}: {exc}") from exc
-    props = {p.key: p.value for p in model.metadata_props}
-    missing = [k for k in ("s2cv.arch", "s2cv.stride", "s2cv.pad_multiple", "s2cv.descriptor_dim") if k not in props]
-    if missing:
-        raise ValueError(f"{path} is not an s2cv ONNX export (missing metadata {missing}); "
-                         f"create one with `python -m s2cv.export MODEL -o {path.name}`")
-    return {
-        "arch": props["s2cv.arch"],
-        "stride": int(props["s2cv.stride"]),
-        "pad_multiple": int(props["s2cv.pad_multiple"]),
-        "descriptor_dim": int(props["s2cv.descriptor_dim"]),
-        "conf": json.loads(props.get("s2cv.conf", "{}")),
-        "source_sha256": props.get("s2cv.source_sha256", ""),
-        "weights_sha256": props.get("s2cv.weights_sha256", ""),
-        "precision": props.get("s2cv.precision", "fp32"),
-        "opset": int(props.get("s2cv.opset", "0") or 0),
-        "version": props.get("s2cv.version", ""),
-        "onnx": str(path),
-    }
 
 
 # ----------------------------------------------------------------------------- fp16

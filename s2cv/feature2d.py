@@ -1,7 +1,7 @@
 """S2NetFeature2D: an OpenCV ``Feature2D`` backed by an S2-Net-trained network.
 
-Data path, top to bottom: image -> ``image.to_gray_float`` -> backend (torch | onnxruntime |
-tensorrt) -> dense maps -> ``postprocess`` (C++ or CUDA) -> ``cv2.KeyPoint`` + float32 rows.
+Data path, top to bottom: image -> ``image.to_gray_float`` -> backend (opencv | onnxruntime |
+torch | tensorrt) -> dense maps -> ``postprocess`` (C++ or CUDA) -> ``cv2.KeyPoint`` + float32 rows.
 Every public method of ``cv2.Feature2D`` is overridden: a Python subclass crashes when OpenCV
 falls through to a base method it does not implement.
 
@@ -15,18 +15,21 @@ from __future__ import annotations
 import warnings
 from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 import cv2
 import numpy as np
-from torch import nn
 
 from . import postprocess
+from .backends import Backend, DenseMaps, make_backend
+from .extras import torch_if_loaded
+from .image import check_mask, pad_to_multiple, to_gray_float
+from .zoo import model_meta
+
+if TYPE_CHECKING:
+    from torch import nn
 
 _SHELLS: list["S2NetFeature2D"] = []
-from .backends import Backend, DenseMaps, make_backend
-from .image import check_mask, pad_to_multiple, to_gray_float
-from .zoo import load_model
 
 
 @dataclass(frozen=True)
@@ -70,24 +73,20 @@ class S2NetFeature2D(cv2.Feature2D):
         _SHELLS.append(self)
 
     def _load(self, model: str | Path | nn.Module) -> None:
-        backend = self._backend_name
-        if isinstance(model, nn.Module):
+        """A torch module runs as given; a zoo name or path is resolved without torch (the
+        backend loads the checkpoint only if it needs the network, see ``s2cv.backends``)."""
+        torch = torch_if_loaded()
+        if torch is not None and isinstance(model, torch.nn.Module):
             net, meta = model, {"arch": type(model).__name__, "path": None}
             self._model_name = "<in-memory>"
-        elif Path(str(model)).suffix.lower() == ".onnx":
-            # A prebuilt `python -m s2cv.export` graph: no torch network, metadata from the file.
-            from .backend_onnx import onnx_model_meta
-
-            if backend not in ("auto", "onnxruntime", "tensorrt"):
-                raise ValueError(f"an .onnx model runs with backend='onnxruntime' or 'tensorrt', not {backend!r}")
-            net, meta = None, onnx_model_meta(model)
-            backend = "onnxruntime" if backend == "auto" else backend
-            self._model_name = str(model)
         else:
-            net, meta = load_model(model)
+            if not isinstance(model, (str, Path)):
+                raise TypeError(f"model must be a zoo name, a .pt/.onnx path or a torch module, "
+                                f"got {type(model).__name__}")
+            net, meta = None, model_meta(model)
             self._model_name = str(model)
         self.meta = meta
-        self._net_backend: Backend = make_backend(backend, net, meta, self._device)
+        self._net_backend: Backend = make_backend(self._backend_name, net, meta, self._device)
 
     # ------------------------------------------------------------------ parameters
     @property
@@ -326,7 +325,8 @@ def S2Net_create(nfeatures: int = 4096, model: str | Path | nn.Module = "default
     """OpenCV-style factory, like ``cv2.SIFT_create(nfeatures)``.
 
     ``model`` is a zoo name (see ``s2cv.available_models()``) or a checkpoint written by
-    ``python -m s2cv.train``; ``backend`` is 'auto', 'torch', 'onnxruntime' or 'tensorrt'.
+    ``s2cv train`` or a graph written by ``s2cv export``; ``backend`` is 'auto', 'opencv' (cv2.dnn),
+    'onnxruntime', 'torch' (needs the ``[train]`` extra) or 'tensorrt'.
     """
     return S2NetFeature2D(model, backend, device, nfeatures=nfeatures, threshold=threshold,
                           nms_radius=nms_radius, border=border, multiscale=multiscale, **params)

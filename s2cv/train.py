@@ -18,6 +18,10 @@ import time
 from pathlib import Path
 from typing import Any, Iterator, Sequence
 
+from .extras import require_train_extra
+
+require_train_extra("s2cv train")  # a torch-free install is told which extra to add
+
 import cv2
 import numpy as np
 import torch

@@ -3,17 +3,23 @@
 A checkpoint is a plain dict (loadable with ``torch.load(weights_only=True)``):
 ``{"format": "s2cv/1", "arch": str, "conf": dict, "state_dict": ..., "meta": dict}`` plus, for
 training checkpoints, ``optimizer`` and ``step``. Zoo names map to files shipped in
-``s2cv/weights``; anything else is treated as a path.
+``s2cv/weights``, each with the ONNX graph exported from it beside it; anything else is
+treated as a path.
+
+Resolving a model (``model_meta``) never imports torch: the runtime runs the graph beside the
+checkpoint. Reading and writing checkpoints (``load_model``, ``save_checkpoint``) needs the
+``[train]`` extra and says so when it is missing.
 """
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import torch
-from torch import nn
+from .extras import import_torch
+from .graph import onnx_model_meta, prebuilt_onnx, read_onnx_metadata
 
-from .models import ARCHITECTURES, build_model
+if TYPE_CHECKING:
+    from torch import nn
 
 FORMAT = "s2cv/1"
 WEIGHTS_DIR = Path(__file__).parent / "weights"
@@ -47,9 +53,26 @@ def resolve(model: str | Path) -> Path:
 
 def save_checkpoint(path: str | Path, model: nn.Module, arch: str, meta: dict[str, Any] | None = None,
                     **extra: Any) -> None:
+def model_meta(model: str | Path) -> dict[str, Any]:
+    """Zoo name, checkpoint or ``.onnx`` path -> what the backends need to run it, without torch:
+    ``{"path": checkpoint or None, "onnx": graph or absent, **graph metadata}``.
+
+    A checkpoint's graph is the ``.onnx`` beside it when it was exported from that very file
+    (zoo models ship theirs); a stale one is skipped with a warning (``graph.prebuilt_onnx``).
+    """
+    if Path(str(model)).suffix.lower() == ".onnx" and not (isinstance(model, str) and model in ZOO):
+        return onnx_model_meta(model)
+    meta: dict[str, Any] = {"path": str(resolve(model))}
+    graph = prebuilt_onnx(meta)
+    if graph is not None:
+        meta = {**read_onnx_metadata(graph), **meta}
+    return meta
+
+
     """Write atomically so an interrupted run never leaves a truncated checkpoint behind."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    torch = import_torch("writing a checkpoint")
     state = {"format": FORMAT, "arch": arch, "conf": dict(model.conf), "state_dict": model.state_dict(),
              "meta": meta or {}, **extra}
     tmp = path.with_suffix(path.suffix + ".tmp")
@@ -61,6 +84,9 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
     """Load and validate a checkpoint dict (weights only: no code from the file is run)."""
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    torch = import_torch(f"reading the checkpoint {path}")
+    from .models import ARCHITECTURES
+
     except Exception as exc:  # torch raises many types for truncated / foreign files
         raise ValueError(f"cannot read s2cv checkpoint {path}: {type(exc).__name__}: {exc}") from exc
     if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
@@ -76,6 +102,9 @@ def load_model(model: str | Path) -> tuple[nn.Module, dict[str, Any]]:
     ckpt = read_checkpoint(path)
     net = build_model(ckpt["arch"], **ckpt.get("conf", {}))
     try:
+    torch = import_torch(f"loading {path}")
+    from .models import build_model
+
         net.load_state_dict(ckpt["state_dict"])
     except RuntimeError as exc:
         raise ValueError(f"{path}: weights do not fit architecture {ckpt['arch']!r}: {exc}") from exc

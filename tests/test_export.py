@@ -165,16 +165,56 @@ def test_mixed_fp16_graph_keeps_float32_io(net, exported):
     assert (desc * ref_desc).sum(1).min() > ex.FP16_TOLERANCE.min_cosine
 
 
-def test_non_s2cv_onnx_is_rejected(tmp_path):
+def _identity_graph(path: Path, inputs: dict[str, list], outputs: dict[str, list]) -> Path:
+    """A graph with the given input/output names and shapes (outputs copy the first input)."""
     from onnx import TensorProto, helper
 
-    graph = helper.make_graph([helper.make_node("Identity", ["x"], ["y"])], "g",
-                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1])],
-                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1])])
-    path = tmp_path / "foreign.onnx"
+    first = next(iter(inputs))
+    graph = helper.make_graph([helper.make_node("Identity", [first], [name]) for name in outputs], "g",
+                              [helper.make_tensor_value_info(n, TensorProto.FLOAT, s) for n, s in inputs.items()],
+                              [helper.make_tensor_value_info(n, TensorProto.FLOAT, s) for n, s in outputs.items()])
     onnx.save(helper.make_model(graph), str(path))
+    return path
+
+
+@pytest.mark.parametrize("backend", ["onnxruntime", "opencv"])
+def test_onnx_of_another_layout_says_what_was_expected(tmp_path, backend):
+    foreign = _identity_graph(tmp_path / "foreign.onnx", {"x": [1]}, {"y": [1]})
+    with pytest.raises(ValueError, match=r"wrong layout.*expected one input 'image'.*it has inputs 'x' \(1\)"):
+        s2cv.S2Net_create(model=str(foreign), backend=backend, device="cpu")
+    xfeat = _identity_graph(tmp_path / "xfeat.onnx", {"images": [1, 1, 640, 640]},
+                            {n: [1, 1, 640, 640] for n in ("output_feats", "output_keypoints", "output_heatmap")})
+    with pytest.raises(ValueError, match=r"cv::XFeat-layout graph: run it with cv2.XFeat_create"):
+        s2cv.S2Net_create(model=str(xfeat), backend=backend, device="cpu")
+    # The right names without s2cv's metadata: not an export of ours.
+    bare = _identity_graph(tmp_path / "bare.onnx", {"image": ["b", 1, "h", "w"]},
+                           {"scores": ["b", 1, "h", "w"], "descriptors": ["b", 1, "h", "w"]})
     with pytest.raises(ValueError, match="not an s2cv ONNX export"):
-        make_onnx(None, {"onnx": str(path)}, "cpu")
+        make_backend(backend, None, {"onnx": str(bare)}, "cpu")
+
+
+def test_graph_reader_agrees_with_onnx_on_the_shipped_graphs():
+    """s2cv.graph walks the protobuf itself (no onnx package at run time): same metadata, names, shapes."""
+    from s2cv.graph import read_graph_info
+
+    for path in sorted(WEIGHTS_DIR.glob("*.onnx")):
+        model, info = onnx.load(str(path), load_external_data=False), read_graph_info(path)
+        assert info.metadata == {p.key: p.value for p in model.metadata_props}, path.name
+
+        def dims(value_info) -> tuple:
+            return tuple(d.dim_value if d.HasField("dim_value") else d.dim_param
+                         for d in value_info.type.tensor_type.shape.dim)
+
+        assert info.inputs == {i.name: dims(i) for i in model.graph.input}, path.name
+        assert info.outputs == {o.name: dims(o) for o in model.graph.output}, path.name
+
+
+def test_truncated_onnx_is_a_clear_error(tmp_path):
+    data = (WEIGHTS_DIR / ZOO["default"]).with_suffix(".onnx").read_bytes()
+    for name, blob in (("half", data[: len(data) // 2]), ("empty", b""), ("tail", data[:-7])):
+        (tmp_path / f"{name}.onnx").write_bytes(blob)
+        with pytest.raises(ValueError, match=rf"cannot read ONNX model .*{name}\.onnx"):
+            s2cv.S2Net_create(model=str(tmp_path / f"{name}.onnx"), device="cpu")
 
 
 def test_corrupt_onnx_is_a_clear_error_and_a_corrupt_sibling_is_skipped(tmp_path):
@@ -213,7 +253,7 @@ def test_in_memory_net_is_exported_once_into_the_cache(tmp_path, monkeypatch):
     def no_export(*args, **kwargs):
         raise AssertionError("cached export should have been reused")
 
-    monkeypatch.setattr("s2cv.backend_onnx.export_onnx", no_export)
+    monkeypatch.setattr("s2cv.export.export_onnx", no_export)
     assert make_onnx(net, {"arch": "S2Fast", "path": None}, "cpu").path == first.path
 
 

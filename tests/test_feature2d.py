@@ -1,9 +1,11 @@
 """S2NetFeature2D behaves like an OpenCV Feature2D: every public method, every input kind users
 have, clear errors for bad input, exact coordinates, thread safety.
 
-No trained weights may be shipped yet, so most tests use a seeded random ``S2Fast`` (its
-outputs are deterministic, not meaningful) and ``BlobNet``, a stand-in whose score map is the
-image itself, so keypoint positions are known in advance.
+Most tests use a seeded random ``S2Fast`` through the torch backend (its outputs are
+deterministic, not meaningful: the tests are about the Feature2D plumbing, not the weights) and
+``BlobNet``, a stand-in whose score map is the image itself, so keypoint positions are known in
+advance. The shipped models get their own tests at the end; the torch-free runtime is covered by
+tests/test_runtime_no_torch.py and cv2.dnn by tests/test_backend_opencv.py.
 """
 from __future__ import annotations
 
@@ -529,11 +531,13 @@ def test_bad_weight_files(tmp_path):
 # ---------------------------------------------------------------- threads
 
 
-@pytest.mark.parametrize("which", ["torch", "shipped default"])
+@pytest.mark.parametrize("which", ["torch", "shipped default", "opencv"])
 def test_thread_safety(which):
-    if which == "shipped default" and "default" not in s2cv.available_models():
+    if which != "torch" and "default" not in s2cv.available_models():
         pytest.skip("no default model shipped")
-    d = make_detector(nfeatures=300) if which == "torch" else s2cv.S2Net_create(nfeatures=300, device="cpu")
+    backend = "opencv" if which == "opencv" else "auto"
+    d = make_detector(nfeatures=300) if which == "torch" else s2cv.S2Net_create(nfeatures=300, device="cpu",
+                                                                                backend=backend)
     images = [textured(96 + 8 * i, 128 - 8 * i, seed=10 + i) for i in range(4)]
     serial = [d.detectAndCompute(im, None) for im in images]
     with ThreadPoolExecutor(4) as pool:
