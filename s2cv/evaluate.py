@@ -43,6 +43,7 @@ from s2cv.backends import DenseMaps
 from s2cv.feature2d import S2Net_create, S2NetFeature2D
 from s2cv.refine import refine_homography
 from s2cv.register import read_image as read_file
+from s2cv.verdict import plausibility
 from s2cv.metrics import (
     MMA_THRESHOLDS,
     REG_THRESHOLDS,
@@ -80,6 +81,26 @@ class Feature2D(Protocol):
 
 class MethodUnavailable(RuntimeError):
     """The requested method cannot be built here (unknown name, missing module or model)."""
+
+
+@dataclass
+class JudgedPairResult(PairResult):
+    """A pair's numbers plus ``s2cv.verdict``'s decision on its protocol fit (the metrics are
+    unchanged: a refused fit still has its corner error)."""
+
+    verdict: str = "no fit"    # "plausible", "refused" or "no fit"
+    verdict_reason: str = ""   # the failed tests, when refused
+
+
+def judged(result: PairResult, ma: np.ndarray, mb: np.ndarray, shape_a: Sequence[int],
+           shape_b: Sequence[int]) -> JudgedPairResult:
+    """``result`` with the verdict on the protocol fit of the matched points ``ma -> mb``
+    (``estimate_homography``, as ``score_pair`` fits; inliers: residual <= 3 px)."""
+    H_ab = estimate_homography(ma, mb)
+    if H_ab is None or abs(np.linalg.det(H_ab)) < 1e-12:
+        return JudgedPairResult(**asdict(result))
+    v = plausibility(H_ab, ma, mb, shape_a, shape_b)
+    return JudgedPairResult(**asdict(result), verdict="plausible" if v.ok else "refused", verdict_reason=v.reason)
 
 
 # ---------------------------------------------------------------- datasets
@@ -268,8 +289,8 @@ def evaluate(
     refine: bool = False,
     progress: bool = True,
     log: Callable[[str], None] = lambda msg: print(msg, file=sys.stderr),
-) -> list[PairResult]:
-    """Score every available method at every K on every pair.
+) -> list[JudgedPairResult]:
+    """Score every available method at every K on every pair, and judge each fit (``s2cv.verdict``).
 
     Unavailable methods are reported through `log` and skipped. If `out_dir` is given, match
     pictures of the first `n_plots` pairs are written there for the first available method at
@@ -297,7 +318,7 @@ def evaluate(
     for det in detectors.values():
         det.detectAndCompute(warm, None)
 
-    results: list[PairResult] = []
+    results: list[JudgedPairResult] = []
     for i, pair in enumerate(tqdm(pairs, desc="pairs", disable=not progress)):
         img_a, img_b = read_image(pair.path_a), read_image(pair.path_b)
         dense: dict[str, tuple[DenseMaps, DenseMaps]] = {}  # per model: the maps do not depend on K
@@ -313,6 +334,7 @@ def evaluate(
                 pts_a, desc_a, pts_b, desc_b, pair.H, img_a.shape, img_b.shape, threshold,
                 name=pair.name, method=spec, k=k, ms=(ta + tb) / 2 * 1000, matches=idx,
             )
+            result = judged(result, ma, mb, img_a.shape, img_b.shape)
             results.append(result)
             if spec in dense:
                 err = _refined_corner_error(ma, mb, pair.H, img_a.shape, img_b.shape, *dense[spec])
@@ -345,6 +367,27 @@ TABLE_COLUMNS: tuple[tuple[str, str, Callable[[Any], str]], ...] = (
     ("ms/img", "ms", lambda v: f"{v:.1f}"),
     ("#kp", "kp", lambda v: f"{v:.0f}"),
 )
+
+
+VERDICT_COLUMNS: tuple[tuple[str, str, Callable[[Any], str]], ...] = (
+    ("refused %", "refused", lambda v: f"{100 * v:.1f}"),
+    ("refused ≤10 px", "refused@10", str),
+    ("kept >10 px", "kept_wrong@10", str),
+)
+"""The verdict's columns: share of pairs whose fit it refuses, fits within 10 px it refuses
+(true registrations lost) and fits beyond 10 px it lets through (wrong ones still reported)."""
+
+
+def add_verdict_columns(summary: Sequence[dict[str, Any]], results: Sequence[JudgedPairResult]) -> list[dict[str, Any]]:
+    """Summary rows (``metrics.aggregate``) with the ``VERDICT_COLUMNS`` keys added per (method, K)."""
+    rows = []
+    for row in summary:
+        rs = [r for r in results if r.method == row["method"] and r.k == row["k"]]
+        refused = [r for r in rs if r.verdict == "refused"]
+        rows.append({**row, "refused": len(refused) / max(len(rs), 1),
+                     "refused@10": sum(r.corner_error <= 10 for r in refused),
+                     "kept_wrong@10": sum(r.verdict == "plausible" and not r.corner_error <= 10 for r in rs)})
+    return rows
 
 
 SCENE_COLUMNS: tuple[tuple[str, str, Callable[[Any], str]], ...] = (
@@ -498,7 +541,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not results:
         print("error: no method could be evaluated", file=sys.stderr)
         return 1
-    summary = aggregate(results)
+    summary = add_verdict_columns(aggregate(results), results)
     config = {
         "dataset": args.dataset,
         "data": str(data),
@@ -512,7 +555,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "seconds": time.perf_counter() - t0,
     }
     write_outputs(args.out, results, summary, config)
-    print(markdown_table(summary))
+    print(markdown_table(summary, TABLE_COLUMNS + VERDICT_COLUMNS))
     scenes = scene_summary(results)
     if len({row["scene"] for row in scenes}) > 1:
         print("\nper scene:\n" + markdown_table(scenes, SCENE_COLUMNS))

@@ -9,12 +9,15 @@ Command line (also ``python -m s2cv register``, ``python -m s2cv.register``)::
 
     s2cv register VIS IR -o OUT_DIR [--model NAME|PATH] [--nfeatures N] [--ratio R]
                   [--transform homography|affine|similarity] [--min-inliers N] [--refine]
+                  [--accept-implausible]
     s2cv register --sample -o OUT_DIR        # the bundled RoadScene pair, no data needed
     s2cv register --sample visnir -o OUT_DIR # the bundled VIS-NIR pair
     s2cv register --video VIS IR -o OUT_DIR [--H H.txt]  # two videos / folders: s2cv.video
 
 writes ``matches.png``, ``overlay.png``, ``blend.png``, ``H.txt`` and ``summary.json``. Exit
-status 0 on success, 2 (one line on stderr) when the pair cannot be registered or read.
+status 0 on success, 2 (one line on stderr) when the pair cannot be registered or read, or when
+the fit is implausible (``s2cv.verdict``: e.g. two different scenes); ``--accept-implausible``
+keeps such a fit, labelled as such in the output line, ``summary.json`` and ``H.txt``.
 """
 from __future__ import annotations
 
@@ -34,9 +37,8 @@ from . import viz
 from .image import to_uint8
 from .metrics import corner_error, mutual_nn_matches
 from .refine import RefineParams, refine_homography
+from .verdict import DEFAULT_THRESHOLDS, MIN_POINTS, TRANSFORMS, Verdict, VerdictThresholds, fit_transform, plausibility
 
-TRANSFORMS = ("homography", "affine", "similarity")
-MIN_POINTS = {"homography": 4, "affine": 3, "similarity": 2}
 SAMPLES_DIR = Path(__file__).parent / "samples"
 # name -> (visible, IR/NIR, ground-truth homography visible -> IR); see samples/CREDITS.txt
 SAMPLES = {
@@ -54,7 +56,8 @@ class RegistrationResult:
     """Everything one ``register`` call found; ``H`` maps IR pixels onto the visible image."""
 
     H: np.ndarray | None                 # (3, 3) float64, IR -> visible; None when no model was fitted
-    success: bool                         # H exists, is invertible and has >= min_inliers inliers
+    success: bool                         # H exists, is invertible, has >= min_inliers inliers and is
+                                          # plausible (or was kept with accept_implausible)
     transform: str
     keypoints_vis: tuple[cv2.KeyPoint, ...]
     keypoints_ir: tuple[cv2.KeyPoint, ...]
@@ -63,6 +66,8 @@ class RegistrationResult:
     vis_shape: tuple[int, int]            # (h, w) of the visible image: the warp target
     timings: dict[str, float] = field(default_factory=dict)  # milliseconds per stage
     message: str = ""                     # why registration failed ("" on success)
+    verdict: Verdict | None = None        # plausibility of the fit (None when nothing could be fitted)
+    implausible_accepted: bool = False    # success only because accept_implausible kept a refused fit
 
     @property
     def num_keypoints(self) -> tuple[int, int]:
@@ -100,6 +105,8 @@ class RegistrationResult:
             "keypoints": {"vis": len(self.keypoints_vis), "ir": len(self.keypoints_ir)},
             "matches": self.num_matches,
             "inliers": self.num_inliers,
+            "verdict": None if self.verdict is None else self.verdict.summary(),
+            "implausible_accepted": self.implausible_accepted,
             "timings_ms": {k: round(v, 3) for k, v in self.timings.items()},
         }
 
@@ -176,27 +183,6 @@ def _match(desc_vis: np.ndarray | None, desc_ir: np.ndarray | None, norm: int,
     return tuple(kept)
 
 
-def _fit(src: np.ndarray, dst: np.ndarray, transform: str, threshold: float
-         ) -> tuple[np.ndarray | None, np.ndarray]:
-    """Robust src -> dst model as a 3x3 matrix (or None) and the inlier mask."""
-    n = len(src)
-    empty = np.zeros(n, bool)
-    if n < MIN_POINTS[transform]:
-        return None, empty
-    if transform == "homography":
-        method = getattr(cv2, "USAC_MAGSAC", cv2.RANSAC)
-        M, mask = cv2.findHomography(src, dst, method, threshold)
-    else:
-        estimate = cv2.estimateAffine2D if transform == "affine" else cv2.estimateAffinePartial2D
-        M, mask = estimate(src, dst, method=cv2.RANSAC, ransacReprojThreshold=threshold)
-        if M is not None:
-            M = np.vstack([M, [0.0, 0.0, 1.0]])
-    if M is None or M.shape != (3, 3) or not np.isfinite(M).all():
-        return None, empty
-    inliers = empty if mask is None else mask.reshape(-1).astype(bool)
-    return M.astype(np.float64), inliers
-
-
 def _check_options(transform: str, ratio: float | None, ransac_threshold: float, min_inliers: int) -> None:
     if transform not in TRANSFORMS:
         raise ValueError(f"transform must be one of {TRANSFORMS}, got {transform!r}")
@@ -221,6 +207,8 @@ def register(
     ransac_threshold: float = 3.0,
     min_inliers: int = 12,
     refine: bool | RefineParams = False,
+    accept_implausible: bool = False,
+    thresholds: VerdictThresholds = DEFAULT_THRESHOLDS,
 ) -> RegistrationResult:
     """Estimate the transform that maps IR pixels onto the visible image.
 
@@ -229,6 +217,9 @@ def register(
     nfeatures, model=model)``; ``model``/``nfeatures`` only apply then). Matches are mutual
     nearest neighbours under ``detector.defaultNorm()``; ``ratio`` adds Lowe's ratio test.
     Failure to register is not an exception: check ``result.success`` / ``result.message``.
+    Every fit is judged by ``s2cv.verdict.plausibility`` (``thresholds``); an implausible one
+    (e.g. two different scenes) is a failure whose message names the failed test, unless
+    ``accept_implausible`` keeps it (then ``result.implausible_accepted`` is True).
     ``refine`` (True, or a ``RefineParams``) polishes a successful homography on the two
     images' dense descriptor maps that detection produced (``s2cv.refine``; s2cv detectors only;
     0.6–1.7 s per pair on a 2-core CPU). The matches and inlier mask stay those of the fit.
@@ -261,8 +252,10 @@ def register(
     kp_ir, desc_ir, *maps_ir = detect(b, None)
     timings["detect_ir"] = (time.perf_counter() - t) * 1e3
     result = register_features(kp_vis, desc_vis, kp_ir, desc_ir, norm=detector.defaultNorm(),
-                               vis_shape=np.asarray(vis_img).shape[:2], ratio=ratio, transform=transform,
-                               ransac_threshold=ransac_threshold, min_inliers=min_inliers)
+                               vis_shape=np.asarray(vis_img).shape[:2], ir_shape=np.asarray(ir_img).shape[:2],
+                               ratio=ratio, transform=transform, ransac_threshold=ransac_threshold,
+                               min_inliers=min_inliers, accept_implausible=accept_implausible,
+                               thresholds=thresholds)
     if refine and result.success:
         t = time.perf_counter()
         params = refine if isinstance(refine, RefineParams) else RefineParams()
@@ -280,13 +273,18 @@ def register_features(
     *,
     norm: int,
     vis_shape: tuple[int, ...],
+    ir_shape: tuple[int, ...] | None = None,
     ratio: float | None = None,
     transform: str = "homography",
     ransac_threshold: float = 3.0,
     min_inliers: int = 12,
+    accept_implausible: bool = False,
+    thresholds: VerdictThresholds = DEFAULT_THRESHOLDS,
 ) -> RegistrationResult:
-    """``register``'s match -> robust fit on features already computed (``norm``: the
-    detector's ``defaultNorm()``), so one detection can serve several fitting settings."""
+    """``register``'s match -> robust fit -> verdict on features already computed (``norm``:
+    the detector's ``defaultNorm()``), so one detection can serve several fitting settings.
+    ``ir_shape`` is the IR image's (h, w), which the verdict needs; without it the bounding box
+    of the IR keypoints stands in for the image."""
     _check_options(transform, ratio, ransac_threshold, min_inliers)
     for name, kps, desc in (("visible", kp_vis, desc_vis), ("IR", kp_ir, desc_ir)):
         if desc is not None and len(desc) != len(kps):
@@ -303,10 +301,11 @@ def register_features(
     t = time.perf_counter()
     pts_vis = np.float32([kp_vis[m.queryIdx].pt for m in matches]).reshape(-1, 2)
     pts_ir = np.float32([kp_ir[m.trainIdx].pt for m in matches]).reshape(-1, 2)
-    H, inliers = _fit(pts_ir, pts_vis, transform, ransac_threshold)
+    H, inliers = fit_transform(pts_ir, pts_vis, transform, ransac_threshold)
     timings["fit"] = (time.perf_counter() - t) * 1e3
 
     n_in = int(inliers.sum())
+    verdict, accepted = None, False
     if H is None:
         message = f"no {transform} could be fitted to {len(matches)} matches"
     elif abs(np.linalg.det(H)) < 1e-8:
@@ -314,11 +313,18 @@ def register_features(
     elif n_in < min_inliers:
         message = f"only {n_in} inliers out of {len(matches)} matches (need {min_inliers})"
     else:
-        message = ""
+        t = time.perf_counter()
+        if ir_shape is None:
+            ir_shape = tuple(int(math.ceil(v)) + 1 for v in pts_ir.max(0)[::-1]) if len(pts_ir) else (1, 1)
+        verdict = plausibility(H, pts_ir, pts_vis, ir_shape, vis_shape, inliers=inliers, transform=transform,
+                               threshold=ransac_threshold, thresholds=thresholds)
+        timings["verdict"] = (time.perf_counter() - t) * 1e3
+        accepted = not verdict.ok and accept_implausible
+        message = "" if verdict.ok or accepted else f"implausible {transform}, refused: {verdict.reason}"
     return RegistrationResult(
         H=H, success=not message, transform=transform, keypoints_vis=tuple(kp_vis), keypoints_ir=tuple(kp_ir),
         matches=matches, inlier_mask=inliers, vis_shape=tuple(vis_shape[:2]),
-        timings=timings, message=message,
+        timings=timings, message=message, verdict=verdict, implausible_accepted=accepted,
     )
 
 
@@ -357,10 +363,14 @@ def write_outputs(result: RegistrationResult, vis: np.ndarray, ir: np.ndarray, o
         warped = result.warp(ir8)
         _imwrite(out_dir / "overlay.png", viz.overlay(vis8, warped, tile=max(8, min(vis8.shape[:2]) // 8)))
         _imwrite(out_dir / "blend.png", cv2.addWeighted(vis8, 0.5, warped, 0.5, 0.0))
-        np.savetxt(out_dir / "H.txt", result.H, fmt="%.10g",
-                   header="3x3 homography mapping IR pixels (x, y, 1) onto the visible image")
+        header = "3x3 homography mapping IR pixels (x, y, 1) onto the visible image"
+        if result.implausible_accepted:
+            header += f"\nIMPLAUSIBLE, kept by --accept-implausible: {result.verdict.reason}"
+        np.savetxt(out_dir / "H.txt", result.H, fmt="%.10g", header=header)
         files += ["overlay.png", "blend.png", "H.txt"]
     summary = {**result.summary(), **(extra or {}), "outputs": sorted(files)}
+    if result.implausible_accepted:
+        summary["warning"] = f"implausible fit kept (accept_implausible): {result.verdict.reason}"
     (out_dir / "summary.json").write_text(json.dumps(summary, indent=2, allow_nan=False, default=_json_default))
     return summary
 
@@ -394,6 +404,8 @@ def build_parser(prog: str = "s2cv register") -> argparse.ArgumentParser:
     p.add_argument("--min-inliers", type=int, default=12, help="fewer inliers = failure (default: 12)")
     p.add_argument("--refine", action="store_true",
                    help="polish the homography on the dense descriptor maps (s2cv models; about 1 s more on a 2-core CPU)")
+    p.add_argument("--accept-implausible", action="store_true",
+                   help="keep a fit the plausibility verdict refuses (labelled IMPLAUSIBLE in the output)")
     p.add_argument("--backend", default="auto", help="inference backend: auto, torch, onnxruntime, tensorrt")
     p.add_argument("--device", default="auto", help="torch device, e.g. cpu or cuda (default: auto)")
     from .video import add_arguments
@@ -433,9 +445,11 @@ def main(argv: Sequence[str] | None = None, prog: str = "s2cv register") -> int:
             detector = S2Net_create(nfeatures=args.nfeatures, model=args.model, backend=args.backend,
                                     device=args.device)
         result = register(vis, ir, detector, ratio=args.ratio, transform=args.transform,
-                          ransac_threshold=args.ransac_threshold, min_inliers=args.min_inliers, refine=args.refine)
+                          ransac_threshold=args.ransac_threshold, min_inliers=args.min_inliers, refine=args.refine,
+                          accept_implausible=args.accept_implausible)
         extra: dict[str, Any] = {
             "model": args.model, "nfeatures": args.nfeatures, "ratio": args.ratio, "refine": args.refine,
+            "accept_implausible": args.accept_implausible,
             "vis": str(vis_path), "ir": str(ir_path),
             "vis_shape": list(vis.shape), "ir_shape": list(ir.shape),
             "vis_dtype": str(vis.dtype), "ir_dtype": str(ir.dtype),
@@ -447,8 +461,12 @@ def main(argv: Sequence[str] | None = None, prog: str = "s2cv register") -> int:
     except (OSError, ValueError, TypeError, RegistrationError, RuntimeError) as exc:
         return _fail(prog, str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
     if not result.success:
-        return _fail(prog, f"registration failed: {result.message} (see {out_dir / 'matches.png'})")
-    line = f"registered: {result.num_inliers}/{result.num_matches} inliers, H (IR -> visible) in {out_dir / 'H.txt'}"
+        hint = "; --accept-implausible keeps it" if result.verdict is not None else ""
+        return _fail(prog, f"registration failed: {result.message} (see {out_dir / 'matches.png'}{hint})")
+    label = "registered"
+    if result.implausible_accepted:
+        label += f" (IMPLAUSIBLE, kept by --accept-implausible: {result.verdict.reason})"
+    line = f"{label}: {result.num_inliers}/{result.num_matches} inliers, H (IR -> visible) in {out_dir / 'H.txt'}"
     if args.sample and extra.get("corner_error_px") is not None:
         line += f", corner error {extra['corner_error_px']:.2f} px"
     print(line)

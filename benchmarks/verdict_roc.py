@@ -1,0 +1,344 @@
+"""Choose and check the thresholds of ``s2cv.verdict`` on pairs built from training images only.
+
+True pairs: the held-out validation pairs of RoadScene, VIS-NIR and LLVIP (``s2cv.train.
+validation_set``: aligned pair, second image warped by a random homography), each with
+``--seeds`` different homographies. Mismatched pairs: the visible image of training frame i with
+the thermal/NIR image of frame i+5 (RoadScene train split, VIS-NIR ``train/country``), prepared the
+same way (downscaled to 640 px, random homography). LLVIP gives no mismatched pairs: its frames are
+consecutive video frames of one fixed camera, so frame i+5 shows the same scene.
+
+For every model (``--models``: zoo names, checkpoint paths or ``sift``) ``s2cv.register.register``
+runs on every pair and the verdict's signals are stored in ``OUT/signals_<model>.json``; a later
+run with other ``--models`` adds to them, and the report covers every stored model. The report is
+a trade-off table (correct true fits kept vs mismatched fits refused, per threshold of each test
+with the others at their defaults), the thresholds the selection rule picks, and ``OUT/roc.png``.
+
+    python benchmarks/verdict_roc.py --data ../shared/data --models default,vis-ir,r2d2,sift --out docs/verdict
+    python benchmarks/verdict_roc.py --out docs/verdict --report-only
+    python benchmarks/verdict_roc.py --data ../shared/data --test-mismatches   # REPORT only: RoadScene test frames
+
+``--test-mismatches`` registers the visible image of RoadScene *test* frame i with the thermal
+image of test frame i+5 and prints how many each model reports as registered; those pairs are
+never used to choose anything.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import sys
+from dataclasses import asdict, fields, replace
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+from tqdm import tqdm
+
+from s2cv.augment import random_homography, warp
+from s2cv.data import list_pairs, read_gray
+from s2cv.metrics import corner_error
+from s2cv.register import read_image, register
+from s2cv.verdict import DEFAULT_THRESHOLDS, VerdictThresholds, judge, measure
+
+CORRECT_PX = 10.0  # a true pair's fit within this corner error is a correct registration
+MAX_SIDE = 640     # validation_set's working size
+SOURCES = (("roadscene", "roadscene"), ("visnir", "visnir"), ("folder", "llvip/train"))
+MISMATCH_SOURCES = (("roadscene", "roadscene"), ("visnir", "visnir"))
+# the statistical tests and the direction in which each threshold is strict
+SWEEPS = {
+    "min_evidence": ("evidence", ">=", np.array([1.0, 2.0, 3.0, 3.5, 4.0, 4.5, 5.0, 6.0, 8.0, 10.0])),
+    "min_uniqueness": ("uniqueness", ">=", np.array([1.0, 1.5, 2.0, 2.5, 3.0, 4.0, 5.0, 6.0])),
+    "min_hull_share": ("hull_share", ">=", np.array([0.0, 0.01, 0.02, 0.03, 0.05, 0.08, 0.1, 0.15, 0.2, 0.3])),
+    "max_halves_disagreement": ("halves_disagreement", "<=",
+                                np.array([1.0, 0.2, 0.1, 0.08, 0.05, 0.03, 0.02, 0.01, 0.005])),
+}
+
+
+def _shrunk(image: np.ndarray) -> np.ndarray:
+    scale = min(1.0, MAX_SIDE / max(image.shape))
+    if scale == 1:
+        return image
+    return cv2.resize(image, (round(image.shape[1] * scale), round(image.shape[0] * scale)))
+
+
+def true_pairs(data: Path, seeds: int) -> list[dict[str, Any]]:
+    """Validation pairs with a known homography (vis -> IR), ``seeds`` warps of each."""
+    from s2cv.train import validation_set  # the trainer's own held-out pairs
+
+    sources = [(kind, data / sub) for kind, sub in SOURCES if (data / sub).is_dir()]
+    out = []
+    for seed in range(seeds):
+        for name, a, b, H in validation_set(sources, 10**6, seed):
+            out.append({"name": f"{name}#{seed}", "kind": "true", "a": a, "b": b, "H": H})
+    return out
+
+
+def mismatched_pairs(data: Path, count: int, offset: int = 5, seed: int = 0) -> list[dict[str, Any]]:
+    """Visible of training frame i with IR/NIR of frame i + offset, IR warped like a true pair."""
+    rng = np.random.default_rng(seed + 777)
+    lists = [(kind, list_pairs(kind, data / sub, "train")) for kind, sub in MISMATCH_SOURCES if (data / sub).is_dir()]
+    total = sum(len(p) for _, p in lists)
+    out = []
+    for kind, pairs in lists:
+        n = max(1, round(count * len(pairs) / total))
+        for i in np.linspace(0, len(pairs) - offset - 1, n).round().astype(int):
+            a, b = _shrunk(read_gray(pairs[i].path_a)), _shrunk(read_gray(pairs[i + offset].path_b))
+            b, _ = warp(b, random_homography(b.shape, rng))
+            out.append({"name": f"{kind}/{pairs[i].name}+{pairs[i + offset].name}", "kind": "mismatched",
+                        "a": a, "b": b, "H": None})
+    return out
+
+
+def _json_safe(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _json_safe(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_json_safe(v) for v in value]
+    return value
+
+
+def _safe(model: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in Path(model).name)
+
+
+def _detector(model: str, k: int) -> cv2.Feature2D:
+    if model == "sift":
+        return cv2.SIFT_create(k)
+    from s2cv import S2Net_create
+
+    return S2Net_create(nfeatures=k, model=model)
+
+
+def detect_and_fit(model: str, pairs: list[dict[str, Any]], k: int) -> dict[str, np.ndarray]:
+    """register() on every pair; what the verdict looks at, as arrays for ``np.savez``.
+
+    Stored per pair: the matched points (IR, visible), the fit's inlier mask and H (IR ->
+    visible, NaN when register gave up before judging), the image shapes and, for true pairs,
+    the corner error of the fit against the known homography (inf for mismatched pairs).
+    """
+    det = _detector(model, k)
+    out: dict[str, list] = {key: [] for key in ("name", "kind", "src", "dst", "inliers", "H", "src_shape",
+                                                  "dst_shape", "corner_error")}
+    for p in tqdm(pairs, desc=model, file=sys.stderr):
+        r = register(p["a"], p["b"], det)
+        pv, pi = r.matched_points()
+        judged = r.verdict is not None
+        err = math.inf
+        if judged and p["H"] is not None:
+            err = corner_error(np.linalg.inv(r.H), p["H"], p["a"].shape)
+        for key, value in (("name", p["name"]), ("kind", p["kind"]), ("src", pi), ("dst", pv),
+                           ("inliers", r.inlier_mask), ("H", r.H if judged else np.full((3, 3), np.nan)),
+                           ("src_shape", p["b"].shape[:2]), ("dst_shape", p["a"].shape[:2]), ("corner_error", err)):
+            out[key].append(value)
+    return {"name": np.array(out["name"]), "kind": np.array(out["kind"]),
+            "H": np.array(out["H"]), "src_shape": np.array(out["src_shape"]), "dst_shape": np.array(out["dst_shape"]),
+            "corner_error": np.array(out["corner_error"]),
+            "counts": np.array([len(x) for x in out["src"]]),
+            "src": np.concatenate(out["src"]).reshape(-1, 2), "dst": np.concatenate(out["dst"]).reshape(-1, 2),
+            "inliers": np.concatenate(out["inliers"]).astype(bool)}
+
+
+def signal_rows(cache: dict[str, np.ndarray]) -> list[dict[str, Any]]:
+    """The verdict's signals for every stored fit (``s2cv.verdict.measure``, as register calls it)."""
+    rows, start = [], 0
+    for i, n in enumerate(cache["counts"]):
+        sl = slice(start, start + n)
+        start += n
+        H = cache["H"][i]
+        signals = None
+        if np.isfinite(H).all():
+            signals = measure(H, cache["src"][sl], cache["dst"][sl], tuple(cache["src_shape"][i]),
+                              tuple(cache["dst_shape"][i]), inliers=cache["inliers"][sl])
+        err = float(cache["corner_error"][i])
+        rows.append({"name": str(cache["name"][i]), "kind": str(cache["kind"][i]), "fitted": signals is not None,
+                     "signals": signals, "corner_error": err if math.isfinite(err) else None})
+    return rows
+
+
+# ---------------------------------------------------------------- report
+
+
+def _accepts(row: dict[str, Any], thresholds: VerdictThresholds) -> bool:
+    return row["fitted"] and judge(row["signals"], thresholds).ok
+
+
+def _groups(rows: list[dict[str, Any]]) -> tuple[list, list, list]:
+    """(correct true fits, wrong true fits, mismatched pairs)."""
+    correct = [r for r in rows if r["kind"] == "true" and r["corner_error"] is not None
+               and r["corner_error"] <= CORRECT_PX]
+    wrong = [r for r in rows if r["kind"] == "true" and r not in correct]
+    return correct, wrong, [r for r in rows if r["kind"] == "mismatched"]
+
+
+def rates(rows: list[dict[str, Any]], thresholds: VerdictThresholds) -> dict[str, float]:
+    correct, wrong, mism = _groups(rows)
+    share = lambda group, keep: sum(_accepts(r, thresholds) == keep for r in group) / max(len(group), 1)
+    return {"kept": share(correct, True), "refused_mismatched": share(mism, False),
+            "refused_wrong": share(wrong, False), "n_correct": len(correct), "n_wrong": len(wrong),
+            "n_mismatched": len(mism)}
+
+
+def alone(base: VerdictThresholds, attr: str, value: float) -> VerdictThresholds:
+    """``base``'s geometric limits with one statistical test at ``value`` and the others off."""
+    off = {"min_evidence": 0.0, "min_uniqueness": 0.0, "min_hull_share": 0.0, "max_halves_disagreement": math.inf}
+    return replace(base, **{**off, attr: float(value)})
+
+
+def sweep_table(all_rows: dict[str, list], base: VerdictThresholds) -> str:
+    """Markdown: per model, kept / mismatched refused for each value of each statistical test
+    alone (with the geometric tests)."""
+    models = list(all_rows)
+    head = "| test | threshold | " + " | ".join(f"{m}: kept / refused" for m in models) + " |"
+    lines = [head, "|" + "---|" * (2 + len(models))]
+    for attr, (_, op, values) in SWEEPS.items():
+        default = getattr(base, attr)
+        for v in sorted(set(values.tolist()) | {default}, reverse=(op == "<=")):
+            t = alone(base, attr, v)
+            cells = []
+            for m in models:
+                r = rates(all_rows[m], t)
+                cells.append(f"{100 * r['kept']:.0f} % / {100 * r['refused_mismatched']:.0f} %")
+            mark = " (default)" if math.isclose(v, default) else ""
+            lines.append(f"| {attr} | {v:g}{mark} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+GEOMETRY = ("orientation", "corner_angle", "scale")
+
+
+def _passes_geometry(row: dict[str, Any], base: VerdictThresholds) -> bool:
+    return row["fitted"] and not set(judge(row["signals"], base).failed) & set(GEOMETRY)
+
+
+def separation(all_rows: dict[str, list], base: VerdictThresholds) -> str:
+    """Per model (and all pooled) and statistical signal: the weakest correct true fit and the
+    strongest mismatched fit among those the geometric tests let through."""
+    lines = ["| model | signal | weakest correct true fit | strongest mismatched fit past geometry |",
+             "|---|---|---|---|"]
+    pooled = {"all models": [r for rows in all_rows.values() for r in rows]}
+    for m, rows in {**all_rows, **pooled}.items():
+        correct, _, mism = _groups(rows)
+        mism = [r for r in mism if _passes_geometry(r, base)]
+        for _, (sig, op, _) in SWEEPS.items():
+            weakest, strongest = (min, max) if op == ">=" else (max, min)
+            t = [r["signals"][sig] for r in correct]
+            f = [r["signals"][sig] for r in mism]
+            lines.append(f"| {m} | {sig} | " + (f"{weakest(t):.3g}" if t else "none") + " | "
+                         + (f"{strongest(f):.3g}" if f else "none") + " |")
+    return "\n".join(lines)
+
+
+def plot_roc(all_rows: dict[str, list], base: VerdictThresholds, path: Path) -> None:
+    """One panel per test: mismatched accepted (x) vs correct true fits kept (y), per model."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(4 * len(SWEEPS), 3.8), dpi=100)
+    FigureCanvasAgg(fig)
+    for i, (attr, (_, op, values)) in enumerate(SWEEPS.items()):
+        ax = fig.add_subplot(1, len(SWEEPS), i + 1)
+        for m, rows in all_rows.items():
+            pts = [rates(rows, alone(base, attr, v)) for v in values]
+            x = [1 - p["refused_mismatched"] for p in pts]
+            y = [p["kept"] for p in pts]
+            line, = ax.plot(x, y, marker="o", markersize=3, label=m)
+            d = rates(rows, alone(base, attr, getattr(base, attr)))
+            ax.plot([1 - d["refused_mismatched"]], [d["kept"]], marker="*", markersize=12, color=line.get_color())
+        ax.set_xlabel("mismatched pairs accepted")
+        ax.set_ylabel("correct true fits kept")
+        ax.set_xlim(-0.03, 1.03)
+        ax.set_ylim(-0.03, 1.03)
+        ax.grid(alpha=0.3)
+        ax.set_title(f"{attr} alone, with geometry (* = default)", fontsize=9)
+        if i == 0:
+            ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(str(path))
+
+
+def report(all_rows: dict[str, list[dict[str, Any]]], out: Path, base: VerdictThresholds) -> None:
+    """Print the tables and write ``out/roc.png``."""
+    print(f"thresholds: {asdict(base)}\n")
+    print("combined verdict (all tests at these thresholds):\n")
+    print("| model | correct true fits kept | mismatched refused | wrong true fits refused |")
+    print("|---|---|---|---|")
+    for m, rows in all_rows.items():
+        r = rates(rows, base)
+        print(f"| {m} | {round(r['kept'] * r['n_correct'])}/{r['n_correct']} | "
+              f"{round(r['refused_mismatched'] * r['n_mismatched'])}/{r['n_mismatched']} | "
+              f"{round(r['refused_wrong'] * r['n_wrong'])}/{r['n_wrong']} |")
+    print("\neach statistical test alone, with the geometric tests (correct true fits kept / mismatched refused):\n")
+    print(sweep_table(all_rows, base))
+    print("\nseparation of the signals:\n")
+    print(separation(all_rows, base))
+    plot_roc(all_rows, base, out / "roc.png")
+    print(f"\nwrote {out / 'roc.png'}")
+
+
+# ---------------------------------------------------------------- test mismatches (report only)
+
+
+def test_mismatches(data: Path, models: list[str], k: int, offset: int = 5) -> None:
+    """Register visible test frame i with thermal test frame i + offset; count reported successes."""
+    test = data / "roadscene" / "test"
+    names = sorted(json.loads((test / "homographies.json").read_text()))
+    print(f"{len(names) - offset} mismatched RoadScene test pairs (visible i, thermal i+{offset}), K = {k}\n")
+    print("| model | reported registered | refused by the verdict | refused before (< 12 inliers / no fit) |")
+    print("|---|---|---|---|")
+    for model in models:
+        det = _detector(model, k)
+        ok = verdict_refused = early = 0
+        for i in tqdm(range(len(names) - offset), desc=model, file=sys.stderr):
+            r = register(read_image(test / f"{names[i]}_vis.png"), read_image(test / f"{names[i + offset]}_ir.png"), det)
+            ok += r.success
+            verdict_refused += (not r.success) and r.verdict is not None
+            early += r.verdict is None
+        print(f"| {model} | {ok} | {verdict_refused} | {early} |")
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--data", type=Path, help="folder holding roadscene/, visnir/, llvip/")
+    p.add_argument("--models", default="default,vis-ir,r2d2,sift", help="comma-separated (default: %(default)s)")
+    p.add_argument("--k", type=int, default=4096, help="keypoints per image (register's default: %(default)s)")
+    p.add_argument("--seeds", type=int, default=2, help="random homographies per validation pair (default: 2)")
+    p.add_argument("--mismatched", type=int, default=36, help="mismatched pairs (default: %(default)s)")
+    p.add_argument("--out", type=Path, default=Path("docs/verdict"), help="tables, signals JSON, roc.png")
+    p.add_argument("--cache", type=Path, default=Path("runs/verdict_cache"),
+                   help="matches and fits per model, reused by --report-only (default: %(default)s)")
+    p.add_argument("--report-only", action="store_true", help="only report on the stored signals")
+    p.add_argument("--test-mismatches", action="store_true",
+                   help="report how many mismatched RoadScene TEST pairs each model registers (no selection)")
+    args = p.parse_args()
+    models = [m.strip() for m in args.models.split(",") if m.strip()]
+    if args.test_mismatches:
+        if args.data is None:
+            p.error("--test-mismatches needs --data")
+        test_mismatches(args.data, models, args.k)
+        return
+    args.out.mkdir(parents=True, exist_ok=True)
+    args.cache.mkdir(parents=True, exist_ok=True)
+    if not args.report_only:
+        if args.data is None:
+            p.error("--data is required unless --report-only")
+        pairs = true_pairs(args.data, args.seeds) + mismatched_pairs(args.data, args.mismatched)
+        print(f"{sum(p['kind'] == 'true' for p in pairs)} true pairs, "
+              f"{sum(p['kind'] == 'mismatched' for p in pairs)} mismatched pairs", file=sys.stderr)
+        for model in models:
+            np.savez_compressed(args.cache / f"{_safe(model)}.npz", k=args.k, **detect_and_fit(model, pairs, args.k))
+    all_rows = {}
+    for path in sorted(args.cache.glob("*.npz")):  # signals from the stored matches, with today's verdict code
+        all_rows[path.stem] = signal_rows(dict(np.load(path)))
+        (args.out / f"signals_{path.stem}.json").write_text(
+            json.dumps({"model": path.stem, "rows": _json_safe(all_rows[path.stem])}, indent=1))
+    if not all_rows:
+        p.error(f"nothing stored in {args.cache}: run with --data and --models first")
+    report(all_rows, args.out, DEFAULT_THRESHOLDS)
+
+
+if __name__ == "__main__":
+    main()
