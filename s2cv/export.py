@@ -3,7 +3,7 @@
     python -m s2cv.export MODEL -o model.onnx      # MODEL: zoo name or checkpoint path
 
 The graph takes ``image``: float32 (B, 1, H, W), gray in [0, 1], H and W multiples of the
-network's ``pad_multiple`` (8 for every shipped architecture); per-image standardisation
+network's ``pad_multiple`` (8; 32 for xfeat); per-image standardisation
 happens inside the graph, so callers feed raw [0, 1] pixels. It returns ``scores``
 (B, 1, H, W) and L2-normalised ``descriptors`` (B, D, H/stride, W/stride). Batch, height
 and width are dynamic. Metadata (``metadata_props``, keys ``s2cv.*``) records what the
@@ -43,9 +43,7 @@ from .image import sample_image, synthetic_image, to_gray_float  # noqa: E402,F4
 from .models import ARCHITECTURES  # noqa: E402
 
 DEFAULT_OPSET = 17
-DEFAULT_SIZES: tuple[tuple[int, int], ...] = ((240, 320), (480, 640))
-INPUT_NAME, OUTPUT_NAMES = "image", ("scores", "descriptors")
-SAMPLES_DIR = Path(__file__).parent / "samples"
+DEFAULT_SIZES: tuple[tuple[int, int], ...] = ((256, 320), (480, 640))  # multiples of every pad_multiple (32)
 
 
 class ExportValidationError(RuntimeError):
@@ -152,6 +150,8 @@ def _trace_to_onnx(net: nn.Module, opset: int) -> bytes:
                           "descriptors": {0: "batch", 2: "height_s", 3: "width_s"}},
         )
     return buffer.getvalue()
+
+
 def stable_softplus(model: Any) -> Any:
     """Rewrite each ``Softplus(x)`` as ``Relu(x) + Softplus(-|x|)``: the same function, but the
     remaining Softplus only sees inputs <= 0.
@@ -176,8 +176,6 @@ def stable_softplus(model: Any) -> Any:
     del model.graph.node[:]
     model.graph.node.extend(nodes)
     return model
-
-
 
 
 def _metadata(net: nn.Module, arch: str, source_sha256: str, weights: str, precision: str, opset: int

@@ -25,8 +25,10 @@ FORMAT = "s2cv/1"
 WEIGHTS_DIR = Path(__file__).parent / "weights"
 ZOO: dict[str, str] = {
     "default": "s2fast-vis-ir-nir.pt",   # visible <-> thermal and <-> NIR (RoadScene + VIS-NIR)
+    "s2fast": "s2fast-vis-ir-nir.pt",    # the S2Fast default of earlier releases (124 k parameters, from scratch)
     "vis-ir": "s2fast-vis-ir.pt",         # stage 1 of the default fine-tuned on RoadScene (visible <-> thermal)
     "r2d2": "r2d2-vis-ir-nir.pt",         # full-resolution R2D2-style net trained on a GPU; slow on CPU
+    "xfeat": "xfeat-released.pt",         # XFeat's released weights, converted (visible only; the S2 starting point)
 }
 
 
@@ -51,8 +53,6 @@ def resolve(model: str | Path) -> Path:
     return path
 
 
-def save_checkpoint(path: str | Path, model: nn.Module, arch: str, meta: dict[str, Any] | None = None,
-                    **extra: Any) -> None:
 def model_meta(model: str | Path) -> dict[str, Any]:
     """Zoo name, checkpoint or ``.onnx`` path -> what the backends need to run it, without torch:
     ``{"path": checkpoint or None, "onnx": graph or absent, **graph metadata}``.
@@ -69,10 +69,12 @@ def model_meta(model: str | Path) -> dict[str, Any]:
     return meta
 
 
+def save_checkpoint(path: str | Path, model: nn.Module, arch: str, meta: dict[str, Any] | None = None,
+                    **extra: Any) -> None:
     """Write atomically so an interrupted run never leaves a truncated checkpoint behind."""
+    torch = import_torch("writing a checkpoint")
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    torch = import_torch("writing a checkpoint")
     state = {"format": FORMAT, "arch": arch, "conf": dict(model.conf), "state_dict": model.state_dict(),
              "meta": meta or {}, **extra}
     tmp = path.with_suffix(path.suffix + ".tmp")
@@ -82,11 +84,11 @@ def model_meta(model: str | Path) -> dict[str, Any]:
 
 def read_checkpoint(path: str | Path) -> dict[str, Any]:
     """Load and validate a checkpoint dict (weights only: no code from the file is run)."""
-    try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
     torch = import_torch(f"reading the checkpoint {path}")
     from .models import ARCHITECTURES
 
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises many types for truncated / foreign files
         raise ValueError(f"cannot read s2cv checkpoint {path}: {type(exc).__name__}: {exc}") from exc
     if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
@@ -100,11 +102,11 @@ def load_model(model: str | Path) -> tuple[nn.Module, dict[str, Any]]:
     """Zoo name or path -> (network in eval mode, checkpoint metadata)."""
     path = resolve(model)
     ckpt = read_checkpoint(path)
-    net = build_model(ckpt["arch"], **ckpt.get("conf", {}))
-    try:
     torch = import_torch(f"loading {path}")
     from .models import build_model
 
+    net = build_model(ckpt["arch"], **ckpt.get("conf", {}))
+    try:
         net.load_state_dict(ckpt["state_dict"])
     except RuntimeError as exc:
         raise ValueError(f"{path}: weights do not fit architecture {ckpt['arch']!r}: {exc}") from exc
