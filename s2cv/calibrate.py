@@ -4,19 +4,22 @@ For a rig whose scene is far away, the IR -> visible homography is the same in e
 One pair leaves textureless regions (sky, road) to extrapolation and lets a few near-miss
 matches tilt the fit; the matches of many pairs, pooled into one robust fit, cover the image and
 outvote them. Each pair is detected and matched as ``s2cv register`` does (mutual nearest
-neighbours, its own USAC/MAGSAC fit kept for comparison), the pooled matches get the same robust
-fit, optionally polished on the dense descriptor maps of several pairs at once
-(``s2cv.refine.refine_homography_pairs``), and frames that disagree with the result are flagged.
+neighbours, its own USAC/MAGSAC fit and plausibility verdict kept for comparison), the pooled
+matches get the same robust fit and the same verdict (``s2cv.verdict``), optionally a polish on
+the dense descriptor maps of several pairs at once (``s2cv.refine.refine_homography_pairs``), and
+frames that disagree with the result are flagged.
 
 Command line (also ``python -m s2cv calibrate``, ``python -m s2cv.calibrate``)::
 
     s2cv calibrate VIS IR -o OUT [--model NAME|PATH|sift] [--nfeatures N] [--refine]
                    [--max-frames N] [--step S] [--ransac-threshold T] [--min-inliers N]
+                   [--accept-implausible]
 
 VIS and IR are two folders of frames with matching names, or two video files. Writes
 ``H.txt`` (IR -> visible, as ``s2cv register``), ``summary.json`` (per-frame matches, inliers,
-residuals, flags), ``overlay.png`` (a few frames, checkerboard) and ``residuals.png``. Exit
-status 0 on success, 2 (one line on stderr) when the rig cannot be calibrated or read.
+residuals, flags), ``overlay.png`` (a few frames, checkerboard) and ``residuals.png`` (with
+matplotlib). Exit status 0 on success, 2 (one line on stderr) when the rig cannot be calibrated
+or read: no frame registers, or the pooled fit is implausible (``--accept-implausible`` keeps it).
 """
 from __future__ import annotations
 
@@ -34,12 +37,14 @@ import numpy as np
 
 from . import viz
 from .backends import DenseMaps
+from .extras import missing_train_extra
 from .image import to_gray_float
 from .metrics import estimate_homography, match_errors
 from .refine import RefineParams, refine_homography_pairs
 from .register import (RegistrationError, _check_options, _for_detector, _imwrite, _json_default,
                        register_features)
-from .video import PairedFrames, make_detector, save_homography
+from .verdict import DEFAULT_THRESHOLDS, Verdict, VerdictThresholds, plausibility
+from .video import PairedFrames, make_detector, progress_bar, save_homography
 
 AGREEMENT_MIN = 0.5
 """A frame whose own single-pair fit has more than 1 / AGREEMENT_MIN times the inliers the rig
@@ -57,6 +62,7 @@ class FrameResult:
     matches: int
     own_success: bool             # the pair registers on its own (``register``'s verdict)
     own_inliers: int              # inliers of its own fit
+    own_message: str              # why it does not ("" when it does)
     inliers: int = 0              # matches within ransac_threshold of the rig homography
     median_residual: float = math.nan  # px, median distance of those inliers to the rig homography
     flags: list[str] = field(default_factory=list)  # "disagrees", "weak"
@@ -65,7 +71,8 @@ class FrameResult:
     def summary(self) -> dict[str, Any]:
         return {
             "index": self.index, "name": self.name, "keypoints": list(self.keypoints), "matches": self.matches,
-            "own_success": self.own_success, "own_inliers": self.own_inliers, "inliers": self.inliers,
+            "own_success": self.own_success, "own_inliers": self.own_inliers, "own_message": self.own_message,
+            "inliers": self.inliers,
             "inlier_share": round(self.inliers / self.matches, 4) if self.matches else 0.0,
             "median_residual_px": None if math.isnan(self.median_residual) else round(self.median_residual, 3),
             "flags": self.flags, "ms": round(self.ms, 1),
@@ -83,6 +90,8 @@ class CalibrationResult:
     vis_shape: tuple[int, int] | None
     ir_shape: tuple[int, int] | None
     source: PairedFrames
+    verdict: Verdict | None = None  # plausibility of the pooled fit (None when nothing could be fitted)
+    implausible_accepted: bool = False  # success only because accept_implausible kept a refused fit
     refined_on: list[str] = field(default_factory=list)  # frames the featuremetric refinement used
     timings: dict[str, float] = field(default_factory=dict)  # milliseconds
     ransac_threshold: float = 3.0
@@ -122,6 +131,8 @@ class CalibrationResult:
             "frames_in_input": self.source.total, "frames_used": len(self.frames),
             "skipped": list(self.source.skipped), "skipped_count": len(self.source.skipped),
             "matches": self.num_matches, "inliers": self.num_inliers,
+            "verdict": None if self.verdict is None else self.verdict.summary(),
+            "implausible_accepted": self.implausible_accepted,
             "flagged": [f.name for f in self.flagged], "refined_on": self.refined_on,
             "vis_shape": self.vis_shape, "ir_shape": self.ir_shape,
             "ransac_threshold": self.ransac_threshold, "min_inliers": self.min_inliers,
@@ -159,6 +170,8 @@ def calibrate(
     step: int = 1,
     refine: bool | RefineParams = False,
     refine_frames: int = 16,
+    accept_implausible: bool = False,
+    thresholds: VerdictThresholds = DEFAULT_THRESHOLDS,
     progress: bool | None = None,
 ) -> CalibrationResult:
     """One IR -> visible homography for a fixed rig from all its frame pairs.
@@ -168,11 +181,11 @@ def calibrate(
     streamed, only each pair's matched coordinates are kept). ``detector`` is any
     ``cv2.Feature2D`` (default ``s2cv.S2Net_create(nfeatures, model=model)``). ``refine`` polishes
     the pooled fit on the dense maps of up to ``refine_frames`` agreeing frames (the ones with the
-    most inliers; read a second time, s2cv detectors only). Failure is not an exception: check
+    most inliers; read a second time, s2cv detectors only). Each pair's own fit and the pooled fit
+    are judged by ``s2cv.verdict.plausibility`` (``thresholds``); an implausible pooled fit is a
+    failure unless ``accept_implausible`` keeps it. Failure is not an exception: check
     ``result.success`` / ``result.message``. ``progress`` None shows a bar on a terminal only.
     """
-    from tqdm import tqdm
-
     from .feature2d import S2Net_create, S2NetFeature2D
 
     _check_options("homography", None, ransac_threshold, min_inliers)
@@ -194,24 +207,26 @@ def calibrate(
     points: list[tuple[np.ndarray, np.ndarray]] = []  # per frame: matched (visible, IR) coordinates
     shapes: tuple[tuple[int, int] | None, tuple[int, int] | None] = (None, None)
     t = time.perf_counter()
-    for pair in tqdm(source, total=source.count, desc="calibrate", unit="pair", disable=None if progress is None
-                     else not progress):
+    for pair in progress_bar(source, source.count, "calibrate", "pair", progress):
         t_frame = time.perf_counter()
         a, b = _for_detector(pair.vis, detector, "visible"), _for_detector(pair.ir, detector, "IR")
         kv, dv = detector.detectAndCompute(a, None)
         ki, di = detector.detectAndCompute(b, None)
         own = register_features(kv, dv, ki, di, norm=detector.defaultNorm(), vis_shape=pair.vis.shape,
-                                ransac_threshold=ransac_threshold, min_inliers=min_inliers)
+                                ir_shape=pair.ir.shape, ransac_threshold=ransac_threshold, min_inliers=min_inliers,
+                                thresholds=thresholds)
         points.append(own.matched_points())
         frames.append(FrameResult(pair.index, pair.name, own.num_keypoints, own.num_matches, own.success,
-                                  own.num_inliers, ms=(time.perf_counter() - t_frame) * 1e3))
+                                  own.num_inliers, own.message, ms=(time.perf_counter() - t_frame) * 1e3))
         shapes = (pair.vis.shape[:2], pair.ir.shape[:2])
     timings["frames"] = (time.perf_counter() - t) * 1e3
 
-    def done(H: np.ndarray | None, message: str, refined_on: Sequence[str] = ()) -> CalibrationResult:
+    def done(H: np.ndarray | None, message: str, verdict: Verdict | None = None,
+             refined_on: Sequence[str] = ()) -> CalibrationResult:
         timings["total"] = (time.perf_counter() - t_start) * 1e3
-        return CalibrationResult(H, not message, message, frames, *shapes, source, list(refined_on), timings,
-                                 ransac_threshold, min_inliers)
+        accepted = verdict is not None and not verdict.ok and not message
+        return CalibrationResult(H, not message, message, frames, *shapes, source, verdict, accepted, list(refined_on),
+                                 timings, ransac_threshold, min_inliers)
 
     if not frames:
         return done(None, f"no frame pair could be read ({len(source.skipped)} skipped)")
@@ -229,6 +244,13 @@ def calibrate(
     if sum(f.inliers for f in frames) < min_inliers:
         return done(None, f"no frame registers: only {sum(f.inliers for f in frames)} of the {why} agree with "
                           f"the best homography (need {min_inliers})")
+    t = time.perf_counter()
+    verdict = plausibility(H, pts_ir, pts_vis, shapes[1], shapes[0], inliers=match_errors(pts_ir, pts_vis, H)
+                           <= ransac_threshold, threshold=ransac_threshold, thresholds=thresholds)
+    timings["verdict"] = (time.perf_counter() - t) * 1e3
+    if not verdict.ok and not accept_implausible:
+        return done(H, f"no frame registers: the homography fitted to the {why} is implausible, refused: "
+                       f"{verdict.reason}", verdict)
 
     refined_on: list[str] = []
     if refine:
@@ -246,7 +268,7 @@ def calibrate(
             H = refine_homography_pairs(H, maps(), shapes[0], shapes[1], params)
             _score_frames(frames, points, H, ransac_threshold, min_inliers)
         timings["refine"] = (time.perf_counter() - t) * 1e3
-    return done(H, "", refined_on)
+    return done(H, "", verdict, refined_on)
 
 
 # ---------------------------------------------------------------- outputs
@@ -312,18 +334,24 @@ def write_outputs(result: CalibrationResult, out_dir: str | Path, extra: dict[st
     """summary.json always; residuals.png when a frame was measured; H.txt, overlay.png on success."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    files = ["summary.json"]
+    files, notes = ["summary.json"], {}
     if result.success:
-        save_homography(out_dir / "H.txt", result.H)
+        save_homography(out_dir / "H.txt", result.H, f"IMPLAUSIBLE, kept by --accept-implausible: "
+                        f"{result.verdict.reason}" if result.implausible_accepted else "")
         files.append("H.txt")
         grid = _overlay_grid(result)
         if grid is not None:
             _imwrite(out_dir / "overlay.png", grid)
             files.append("overlay.png")
     if result.frames:
-        plot_residuals(result, out_dir / "residuals.png")
-        files.append("residuals.png")
-    summary = {**result.summary(), **(extra or {}), "outputs": sorted(files)}
+        try:
+            plot_residuals(result, out_dir / "residuals.png")
+            files.append("residuals.png")
+        except ImportError as exc:  # matplotlib is part of the [train] extra, not of the runtime
+            notes["residuals.png"] = str(missing_train_extra(exc, "residuals.png"))
+    summary = {**result.summary(), **(extra or {}), "outputs": sorted(files), **({"not_written": notes} if notes else {})}
+    if result.implausible_accepted:
+        summary["warning"] = f"implausible fit kept (accept_implausible): {result.verdict.reason}"
     (out_dir / "summary.json").write_text(json.dumps(summary, indent=2, allow_nan=False, default=_json_default))
     return summary
 
@@ -349,6 +377,8 @@ def build_parser(prog: str = "s2cv calibrate") -> argparse.ArgumentParser:
     p.add_argument("--refine", action="store_true",
                    help="polish the homography on the dense descriptor maps of the best frames (s2cv models)")
     p.add_argument("--refine-frames", type=int, default=16, help="frames the refinement uses at most (default: 16)")
+    p.add_argument("--accept-implausible", action="store_true",
+                   help="keep a pooled fit the plausibility verdict refuses (labelled IMPLAUSIBLE in H.txt and summary)")
     p.add_argument("--backend", default="auto", help="inference backend: auto, torch, onnxruntime, tensorrt")
     p.add_argument("--device", default="auto", help="torch device, e.g. cpu or cuda (default: auto)")
     return p
@@ -364,18 +394,23 @@ def main(argv: Sequence[str] | None = None, prog: str = "s2cv calibrate") -> int
         detector = make_detector(args.model, args.nfeatures, args.backend, args.device)
         result = calibrate(args.vis, args.ir, detector, ransac_threshold=args.ransac_threshold,
                            min_inliers=args.min_inliers, max_frames=args.max_frames, step=args.step,
-                           refine=args.refine, refine_frames=args.refine_frames)
+                           refine=args.refine, refine_frames=args.refine_frames,
+                           accept_implausible=args.accept_implausible)
         write_outputs(result, out_dir, {"model": args.model, "nfeatures": args.nfeatures, "refine": args.refine,
-                                        "step": args.step, "max_frames": args.max_frames})
+                                        "step": args.step, "max_frames": args.max_frames,
+                                        "accept_implausible": args.accept_implausible})
     except (OSError, ValueError, TypeError, RegistrationError, RuntimeError) as exc:
         print(f"{prog}: error: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}", file=sys.stderr)
         return 2
     skipped = f", {len(result.source.skipped)} unreadable skipped" if result.source.skipped else ""
     if not result.success:
-        print(f"{prog}: error: {result.message}{skipped} (see {out_dir / 'summary.json'})", file=sys.stderr)
+        hint = "; --accept-implausible keeps it" if result.verdict is not None else ""
+        print(f"{prog}: error: {result.message}{skipped} (see {out_dir / 'summary.json'}{hint})", file=sys.stderr)
         return 2
     flagged = result.flagged
-    print(f"calibrated from {len(result.frames)} frame pairs{skipped}: {result.num_inliers}/{result.num_matches} "
+    label = "calibrated" + (f" (IMPLAUSIBLE, kept by --accept-implausible: {result.verdict.reason})"
+                            if result.implausible_accepted else "")
+    print(f"{label} from {len(result.frames)} frame pairs{skipped}: {result.num_inliers}/{result.num_matches} "
           f"matches agree, H (IR -> visible) in {out_dir / 'H.txt'}; "
           f"{len(flagged)} flagged{' (' + _names(flagged) + ')' if flagged else ''}; "
           f"{result.ms_per_frame:.0f} ms per frame pair")

@@ -22,10 +22,10 @@ import re
 import sys
 import time
 import warnings
-from collections.abc import Callable, Collection, Iterator
+from collections.abc import Callable, Collection, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import cv2
 import numpy as np
@@ -38,6 +38,7 @@ STYLES = ("blend", "overlay")
 # (fourcc, file suffix), first that this OpenCV build opens for writing wins
 CODECS = (("mp4v", ".mp4"), ("MJPG", ".avi"))
 FOLDER_FPS = 10.0  # output frame rate for folders of frames unless --fps says otherwise
+T = TypeVar("T")
 
 
 @dataclass
@@ -211,9 +212,11 @@ class PairedFrames:
 # ---------------------------------------------------------------- homography files
 
 
-def save_homography(path: Path, H: np.ndarray) -> None:
-    """H.txt as ``s2cv register`` writes it (IR -> visible, ``np.loadtxt`` reads it back)."""
-    np.savetxt(path, H, fmt="%.10g", header="3x3 homography mapping IR pixels (x, y, 1) onto the visible image")
+def save_homography(path: Path, H: np.ndarray, note: str = "") -> None:
+    """H.txt as ``s2cv register`` writes it (IR -> visible, ``np.loadtxt`` reads it back); ``note``
+    adds a header line (e.g. that the fit was kept although implausible)."""
+    header = "3x3 homography mapping IR pixels (x, y, 1) onto the visible image" + (f"\n{note}" if note else "")
+    np.savetxt(path, H, fmt="%.10g", header=header)
 
 
 def load_homography(path: str | Path) -> np.ndarray:
@@ -231,6 +234,16 @@ def load_homography(path: str | Path) -> np.ndarray:
 
 
 # ---------------------------------------------------------------- registered video
+
+
+def progress_bar(items: Iterable[T], total: int | None, desc: str, unit: str, enabled: bool | None) -> Iterable[T]:
+    """A tqdm bar over ``items`` (``enabled`` None: on a terminal only); the items alone where
+    tqdm, part of the [train] extra, is not installed."""
+    try:
+        from tqdm import tqdm
+    except ImportError:
+        return items
+    return tqdm(items, total=total, desc=desc, unit=unit, disable=None if enabled is None else not enabled)
 
 
 def make_detector(model: str, nfeatures: int, backend: str = "auto", device: str = "auto") -> cv2.Feature2D:
@@ -282,8 +295,6 @@ def write_registered_video(source: PairedFrames, out_dir: str | Path, *, H: np.n
     label says so; before the first good one the visible frame is shown alone). ``progress``
     None shows a bar on a terminal only.
     """
-    from tqdm import tqdm
-
     if style not in STYLES:
         raise ValueError(f"style must be one of {STYLES}, got {style!r}")
     if (H is None) == (detector is None):
@@ -297,14 +308,14 @@ def write_registered_video(source: PairedFrames, out_dir: str | Path, *, H: np.n
     per_frame, held, held_from = [], H, None
     t0 = time.perf_counter()
     try:
-        for pair in tqdm(source, total=source.count, desc="registered video", unit="frame",
-                         disable=None if progress is None else not progress):
+        for pair in progress_bar(source, source.count, "registered video", "frame", progress):
             record: dict[str, Any] = {"index": pair.index, "name": pair.name}
             if detector is not None:
                 kv, dv = detector.detectAndCompute(pair.vis, None)
                 ki, di = detector.detectAndCompute(pair.ir, None)
                 result = register_features(kv, dv, ki, di, norm=detector.defaultNorm(), vis_shape=pair.vis.shape,
-                                           ransac_threshold=ransac_threshold, min_inliers=min_inliers)
+                                           ir_shape=pair.ir.shape, ransac_threshold=ransac_threshold,
+                                           min_inliers=min_inliers)
                 record.update(success=result.success, matches=result.num_matches, inliers=result.num_inliers,
                               message=result.message)
                 if result.success:

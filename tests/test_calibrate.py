@@ -7,6 +7,7 @@ default model on a rig cut from the bundled RoadScene pair (cross-modal, as user
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 import cv2
@@ -16,7 +17,7 @@ import pytest
 import s2cv
 from s2cv import calibrate as cal
 from s2cv import register as reg
-from s2cv import video
+from s2cv import verdict, video
 from s2cv.__main__ import main as cli_main
 from s2cv.image import to_gray_float
 from s2cv.metrics import corner_error
@@ -184,6 +185,7 @@ def test_cli_writes_all_outputs(rig_dirs, tmp_path, capsys):
     assert error(H, FRAME) < 0.3
     summary = json.loads((out / "summary.json").read_text())
     assert summary["success"] and summary["frames_used"] == 4 and summary["model"] == "sift"
+    assert summary["verdict"]["plausible"] and not summary["implausible_accepted"]
     assert len(summary["per_frame"]) == 4 and summary["skipped_count"] == 0
     assert {"matches", "inliers", "own_inliers", "median_residual_px", "flags"} <= set(summary["per_frame"][0])
     np.testing.assert_allclose(np.asarray(summary["H_ir_to_vis"]), H, rtol=1e-8)
@@ -279,6 +281,57 @@ def test_a_rig_where_no_frame_registers(tmp_path, capsys):
     err = capsys.readouterr().err.strip().splitlines()[-1]
     assert err.startswith("s2cv calibrate: error: no frame registers")
     assert json.loads((out / "summary.json").read_text())["success"] is False and not (out / "H.txt").exists()
+
+
+def test_a_rig_of_mismatched_frames(tmp_path, sift):
+    """Each visible frame paired with another frame's IR: nothing agrees, nothing is reported."""
+    frames = synthetic_frames(5)
+    wrong = [(frames[i][0], frames[(i + 2) % 5][1]) for i in range(5)]
+    result = cal.calibrate(*write_folders(tmp_path, wrong), sift)
+    assert not result.success and result.message.startswith("no frame registers")
+    assert not any(f.own_success for f in result.frames)
+
+
+def test_the_pooled_fit_gets_the_verdict(rig_dirs, sift):
+    strict = verdict.VerdictThresholds(min_evidence=1e6)  # no fit passes: exercises the refusal
+    refused = cal.calibrate(*rig_dirs, sift, thresholds=strict)
+    assert not refused.success and refused.verdict is not None and not refused.verdict.ok
+    assert "is implausible, refused: evidence:" in refused.message
+    assert all(not f.own_success and "implausible" in f.own_message for f in refused.frames)  # per frame too
+    kept = cal.calibrate(*rig_dirs, sift, thresholds=strict, accept_implausible=True)
+    assert kept.success and kept.implausible_accepted and error(kept.H, kept.vis_shape) < 0.3
+    assert cal.calibrate(*rig_dirs, sift).verdict.ok
+
+
+def test_cli_implausible_exit_2_or_kept(rig_dirs, tmp_path, capsys, monkeypatch):
+    strict = verdict.VerdictThresholds(min_evidence=1e6)
+    monkeypatch.setattr(cal, "plausibility", lambda *a, **k: verdict.plausibility(*a, **{**k, "thresholds": strict}))
+    args = ["calibrate", *map(str, rig_dirs), "--model", "sift", "--nfeatures", "1500"]
+    assert cli_main([*args, "-o", str(tmp_path / "refused")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert "implausible, refused: evidence" in err and err.endswith("--accept-implausible keeps it)")
+    assert not (tmp_path / "refused" / "H.txt").exists()
+    out = tmp_path / "kept"
+    assert cli_main([*args, "-o", str(out), "--accept-implausible"]) == 0
+    assert capsys.readouterr().out.startswith("calibrated (IMPLAUSIBLE, kept by --accept-implausible: evidence")
+    assert "IMPLAUSIBLE" in (out / "H.txt").read_text() and error(video.load_homography(out / "H.txt"), FRAME) < 0.3
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["implausible_accepted"] and summary["warning"].startswith("implausible fit kept")
+
+
+def test_runs_without_the_train_extra(rig_dirs, tmp_path, monkeypatch, capsys):
+    """tqdm and matplotlib belong to the [train] extra: without them no progress bar and no
+    residuals.png (summary.json says how to get it); the calibration and the video still work."""
+    for name in ("tqdm", "matplotlib"):
+        monkeypatch.setitem(sys.modules, name, None)  # import fails as in a runtime-only venv
+    out = tmp_path / "out"
+    assert cli_main(["calibrate", *map(str, rig_dirs), "-o", str(out), "--model", "sift"]) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert "residuals.png" not in summary["outputs"] and not (out / "residuals.png").exists()
+    assert 's2cv[train]' in summary["not_written"]["residuals.png"] and (out / "H.txt").is_file()
+    assert cli_main(["register", "--video", *map(str, rig_dirs), "-o", str(tmp_path / "v"), "--H",
+                     str(out / "H.txt")]) == 0
+    capsys.readouterr()
 
 
 def test_cli_input_errors_exit_2(tmp_path, rig_dirs, capsys):
