@@ -235,6 +235,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--max-call-s", type=float, help="skip a measurement whose single call is estimated "
                    "(from batch 1) to take longer (default 8 s, 3 s with --quick)")
     p.add_argument("--quick", action="store_true", help="smoke run: 640x480 only, fewer repeats")
+    p.add_argument("--sections", type=lambda s: set(s.split(",")), default={"dense", "detect", "graph"},
+                   help="what to measure: dense (maps), detect (detectAndCompute vs SIFT), graph (onnxruntime "
+                        "vs opencv head to head, what backend='auto' is set by); default all")
     args = p.parse_args(argv)
     sizes = args.sizes or ([(640, 480)] if args.quick else [(640, 480), (1920, 1080)])
     batches = sorted(args.batches or [1, 8])
@@ -266,12 +269,23 @@ def main(argv: list[str] | None = None) -> int:
     print(f"backends: {', '.join(backends) or 'none'}")
     cuda_sync = torch.cuda.synchronize if torch.cuda.is_available() else (lambda: None)
 
+    images = {(w, h): real_image(w, h) for w, h in sizes}
+    if "dense" in args.sections:
+        dense_maps(net, backends, images, batches, peaks, min_time, max_reps, max_call, cuda_sync)
+    if "detect" in args.sections:
+        detect_vs_sift(net, meta, backends, images, min_time, max_reps, cuda_sync)
+    if "graph" in args.sections and meta.get("path"):
+        graph_runtimes(meta, images, min_time, max_reps)
+    return 0
+
+
+def dense_maps(net: nn.Module, backends: dict[str, tuple[Any, dict]], images: dict[tuple[int, int], np.ndarray],
+               batches: list[int], peaks: dict[str, float], min_time: float, max_reps: int, max_call: float,
+               cuda_sync: Callable[[], None]) -> None:
     print("\n== dense maps (network only) ==")
     print(f"{'backend':<17} {'size':>9} {'B':>2} {'ms/batch':>9} {'p90':>8} {'img/s':>8} {'GFLOP/s':>8} {'%matmul':>8}")
-    images: dict[tuple[int, int], np.ndarray] = {}
     per_image: dict[tuple[str, int, int], float] = {}  # seconds per image at the smallest batch
-    for w, h in sizes:
-        images[(w, h)] = real_image(w, h)
+    for w, h in images:
         gray = pad_to_multiple(images[(w, h)].astype(np.float32) / 255, net.pad_multiple)
         flops = conv_flops(net, *gray.shape)
         print(f"-- {w}x{h}: {flops / 1e9:.2f} GFLOP per image (conv MACs x 2, padded {gray.shape[1]}x{gray.shape[0]})")
@@ -294,6 +308,11 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"{name:<17} {w:>4}x{h:<4} {b:>2} {t.median_s * 1e3:9.1f} {t.p90_s * 1e3:8.1f} "
                       f"{b / t.median_s:8.1f} {rate:8.1f} {100 * rate / peak:7.0f}%")
 
+
+
+def detect_vs_sift(net: nn.Module, meta: dict[str, Any], backends: dict[str, tuple[Any, dict]],
+                   images: dict[tuple[int, int], np.ndarray], min_time: float, max_reps: int,
+                   cuda_sync: Callable[[], None]) -> None:
     print("\n== detectAndCompute, batch 1 (image -> keypoints + descriptors) ==")
     print(f"{'method':<26} {'size':>9} {'ms':>8} {'p90':>8} {'kpts':>6} {'vs SIFT':>8}")
     print("(each method timed in alternation with cv2.SIFT on the same image; SIFT's row is its median over all)")
@@ -317,7 +336,24 @@ def main(argv: list[str] | None = None) -> int:
         if sift_times:
             print(f"{'cv2.SIFT':<26} {w:>4}x{h:<4} {statistics.median(sift_times) * 1e3:8.1f} {'':>8} {n_sift:6d} {1.0:7.2f}x")
         print("\n".join(rows))
-    return 0
+
+
+def graph_runtimes(meta: dict[str, Any], images: dict[tuple[int, int], np.ndarray], min_time: float,
+                   max_reps: int) -> None:
+    """onnxruntime and cv2.dnn on the checkpoint's shipped graph, timed in alternation: the ratio
+    ``backend="auto"``'s CPU order (s2cv.backends.AUTO_CPU_GRAPH_ORDER) is chosen by."""
+    from s2cv.backends import AUTO_CPU_GRAPH_ORDER
+
+    print("\n== graph runtimes head to head: detectAndCompute on the shipped graph, in alternation ==")
+    print(f"{'size':>9} {'onnxruntime ms':>15} {'opencv ms':>10} {'opencv speed-up':>16}  auto runs")
+    ort = s2cv.S2Net_create(model=meta["path"], backend="onnxruntime", device="cpu")
+    ocv = s2cv.S2Net_create(model=meta["path"], backend="opencv", device="cpu")
+    auto = s2cv.S2Net_create(model=meta["path"], device="cpu")._net_backend.name
+    for (w, h), img in images.items():
+        t_ort, t_ocv = measure_interleaved(lambda: ort.detectAndCompute(img, None),
+                                           lambda: ocv.detectAndCompute(img, None), min_time, max_reps)
+        print(f"{w:>4}x{h:<4} {t_ort.median_s * 1e3:15.1f} {t_ocv.median_s * 1e3:10.1f} "
+              f"{t_ort.median_s / t_ocv.median_s:15.2f}x  {auto} (order {', '.join(AUTO_CPU_GRAPH_ORDER)})")
 
 
 if __name__ == "__main__":
