@@ -49,6 +49,7 @@ MISMATCH_SOURCES = (("roadscene", "roadscene"), ("visnir", "visnir"))
 # the statistical tests and the direction in which each threshold is strict
 SWEEPS = {
     "min_evidence": ("evidence", ">=", np.array([1.0, 2.0, 3.0, 3.5, 4.0, 4.5, 5.0, 6.0, 8.0, 10.0])),
+    "min_inlier_share": ("inlier_share", ">=", np.array([0.0, 0.01, 0.02, 0.025, 0.03, 0.035, 0.04, 0.05, 0.06, 0.08])),
     "min_uniqueness": ("uniqueness", ">=", np.array([1.0, 1.5, 2.0, 2.5, 3.0, 4.0, 5.0, 6.0])),
     "min_hull_share": ("hull_share", ">=", np.array([0.0, 0.01, 0.02, 0.03, 0.05, 0.08, 0.1, 0.15, 0.2, 0.3])),
     "max_halves_disagreement": ("halves_disagreement", "<=",
@@ -184,7 +185,8 @@ def rates(rows: list[dict[str, Any]], thresholds: VerdictThresholds) -> dict[str
 
 def alone(base: VerdictThresholds, attr: str, value: float) -> VerdictThresholds:
     """``base``'s geometric limits with one statistical test at ``value`` and the others off."""
-    off = {"min_evidence": 0.0, "min_uniqueness": 0.0, "min_hull_share": 0.0, "max_halves_disagreement": math.inf}
+    off = {"min_evidence": 0.0, "min_inlier_share": 0.0, "min_uniqueness": 0.0, "min_hull_share": 0.0,
+           "max_halves_disagreement": math.inf}
     return replace(base, **{**off, attr: float(value)})
 
 
@@ -219,7 +221,7 @@ def separation(all_rows: dict[str, list], base: VerdictThresholds) -> str:
     strongest mismatched fit among those the geometric tests let through."""
     lines = ["| model | signal | weakest correct true fit | strongest mismatched fit past geometry |",
              "|---|---|---|---|"]
-    pooled = {"all models": [r for rows in all_rows.values() for r in rows]}
+    pooled = {"all models and K": [r for rows in all_rows.values() for r in rows]}
     for m, rows in {**all_rows, **pooled}.items():
         correct, _, mism = _groups(rows)
         mism = [r for r in mism if _passes_geometry(r, base)]
@@ -237,10 +239,10 @@ def plot_roc(all_rows: dict[str, list], base: VerdictThresholds, path: Path) -> 
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    fig = Figure(figsize=(4 * len(SWEEPS), 3.8), dpi=100)
+    fig = Figure(figsize=(13, 7.5), dpi=100)
     FigureCanvasAgg(fig)
     for i, (attr, (_, op, values)) in enumerate(SWEEPS.items()):
-        ax = fig.add_subplot(1, len(SWEEPS), i + 1)
+        ax = fig.add_subplot(2, 3, i + 1)
         for m, rows in all_rows.items():
             pts = [rates(rows, alone(base, attr, v)) for v in values]
             x = [1 - p["refused_mismatched"] for p in pts]
@@ -250,12 +252,14 @@ def plot_roc(all_rows: dict[str, list], base: VerdictThresholds, path: Path) -> 
             ax.plot([1 - d["refused_mismatched"]], [d["kept"]], marker="*", markersize=12, color=line.get_color())
         ax.set_xlabel("mismatched pairs accepted")
         ax.set_ylabel("correct true fits kept")
-        ax.set_xlim(-0.03, 1.03)
-        ax.set_ylim(-0.03, 1.03)
+        ax.set_xlim(-0.01, 0.3)
+        ax.set_ylim(0.5, 1.02)
         ax.grid(alpha=0.3)
-        ax.set_title(f"{attr} alone, with geometry (* = default)", fontsize=9)
+        ax.set_title(f"{attr} alone + geometry (* = default)", fontsize=9)
         if i == 0:
-            ax.legend(fontsize=8)
+            ax.legend(fontsize=8, loc="lower right")
+    fig.suptitle(f"verdict tests on training-image pairs: correct true fits (<= {CORRECT_PX:g} px) kept vs "
+                 "mismatched pairs accepted", fontsize=10)
     fig.tight_layout()
     fig.savefig(str(path))
 
@@ -271,7 +275,10 @@ def report(all_rows: dict[str, list[dict[str, Any]]], out: Path, base: VerdictTh
         print(f"| {m} | {round(r['kept'] * r['n_correct'])}/{r['n_correct']} | "
               f"{round(r['refused_mismatched'] * r['n_mismatched'])}/{r['n_mismatched']} | "
               f"{round(r['refused_wrong'] * r['n_wrong'])}/{r['n_wrong']} |")
+    pooled = {"all models and K": [r for rows in all_rows.values() for r in rows]}
     print("\neach statistical test alone, with the geometric tests (correct true fits kept / mismatched refused):\n")
+    print(sweep_table(pooled, base))
+    print("\nthe same per model and K:\n")
     print(sweep_table(all_rows, base))
     print("\nseparation of the signals:\n")
     print(separation(all_rows, base))
@@ -283,28 +290,37 @@ def report(all_rows: dict[str, list[dict[str, Any]]], out: Path, base: VerdictTh
 
 
 def test_mismatches(data: Path, models: list[str], k: int, offset: int = 5) -> None:
-    """Register visible test frame i with thermal test frame i + offset; count reported successes."""
+    """Register visible test frame i with thermal test frame i + offset; count reported successes
+    and name each one with the verdict's signals."""
     test = data / "roadscene" / "test"
     names = sorted(json.loads((test / "homographies.json").read_text()))
     print(f"{len(names) - offset} mismatched RoadScene test pairs (visible i, thermal i+{offset}), K = {k}\n")
     print("| model | reported registered | refused by the verdict | refused before (< 12 inliers / no fit) |")
     print("|---|---|---|---|")
+    accepted = []
     for model in models:
         det = _detector(model, k)
-        ok = verdict_refused = early = 0
+        counts = [0, 0, 0]
         for i in tqdm(range(len(names) - offset), desc=model, file=sys.stderr):
             r = register(read_image(test / f"{names[i]}_vis.png"), read_image(test / f"{names[i + offset]}_ir.png"), det)
-            ok += r.success
-            verdict_refused += (not r.success) and r.verdict is not None
-            early += r.verdict is None
-        print(f"| {model} | {ok} | {verdict_refused} | {early} |")
+            counts[0 if r.success else 1 if r.verdict is not None else 2] += 1
+            if r.success:
+                s = r.verdict.signals
+                accepted.append(f"{model}: {names[i]} visible + {names[i + offset]} thermal, {r.num_inliers} inliers, "
+                                + ", ".join(f"{key} {s[key]:.3g}" for key in
+                                            ("evidence", "uniqueness", "hull_share", "halves_disagreement",
+                                             "min_corner_angle_deg", "scale")))
+        print(f"| {model} | {counts[0]} | {counts[1]} | {counts[2]} |")
+    for line in accepted:
+        print(f"\nreported registered: {line}")
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--data", type=Path, help="folder holding roadscene/, visnir/, llvip/")
     p.add_argument("--models", default="default,vis-ir,r2d2,sift", help="comma-separated (default: %(default)s)")
-    p.add_argument("--k", type=int, default=4096, help="keypoints per image (register's default: %(default)s)")
+    p.add_argument("--k", default="4096",
+                   help="comma-separated keypoint budgets per image (default: %(default)s, register's default)")
     p.add_argument("--seeds", type=int, default=2, help="random homographies per validation pair (default: 2)")
     p.add_argument("--mismatched", type=int, default=36, help="mismatched pairs (default: %(default)s)")
     p.add_argument("--out", type=Path, default=Path("docs/verdict"), help="tables, signals JSON, roc.png")
@@ -315,10 +331,12 @@ def main() -> None:
                    help="report how many mismatched RoadScene TEST pairs each model registers (no selection)")
     args = p.parse_args()
     models = [m.strip() for m in args.models.split(",") if m.strip()]
+    ks = [int(k) for k in args.k.split(",") if k.strip()]
     if args.test_mismatches:
         if args.data is None:
             p.error("--test-mismatches needs --data")
-        test_mismatches(args.data, models, args.k)
+        for k in ks:
+            test_mismatches(args.data, models, k)
         return
     args.out.mkdir(parents=True, exist_ok=True)
     args.cache.mkdir(parents=True, exist_ok=True)
@@ -329,12 +347,14 @@ def main() -> None:
         print(f"{sum(p['kind'] == 'true' for p in pairs)} true pairs, "
               f"{sum(p['kind'] == 'mismatched' for p in pairs)} mismatched pairs", file=sys.stderr)
         for model in models:
-            np.savez_compressed(args.cache / f"{_safe(model)}.npz", k=args.k, **detect_and_fit(model, pairs, args.k))
+            for k in ks:
+                np.savez_compressed(args.cache / f"{_safe(model)}@{k}.npz", **detect_and_fit(model, pairs, k))
     all_rows = {}
-    for path in sorted(args.cache.glob("*.npz")):  # signals from the stored matches, with today's verdict code
+    paths = sorted(args.cache.glob("*@*.npz"), key=lambda q: (q.stem.split("@")[0], int(q.stem.split("@")[1])))
+    for path in paths:  # signals from the stored matches, with today's verdict code
         all_rows[path.stem] = signal_rows(dict(np.load(path)))
         (args.out / f"signals_{path.stem}.json").write_text(
-            json.dumps({"model": path.stem, "rows": _json_safe(all_rows[path.stem])}, indent=1))
+            json.dumps({"model@K": path.stem, "rows": _json_safe(all_rows[path.stem])}, indent=1))
     if not all_rows:
         p.error(f"nothing stored in {args.cache}: run with --data and --models first")
     report(all_rows, args.out, DEFAULT_THRESHOLDS)

@@ -15,6 +15,9 @@ matches, each against a threshold (``VerdictThresholds``); a fit must pass all o
 * **evidence** — the inliers outnumber, by ``min_evidence``, the most inliers the same robust
   fit finds on the same matches with their pairing shuffled (same points, same count, no
   correspondence): what random matches give at this keypoint count.
+* **share** — the inliers are at least ``min_inlier_share`` of the matches. Accidental agreement
+  between two different scenes grows with the number of matches (structure, not chance: on
+  training pairs it reached 2.8 % of 1 276 matches), which the shuffled baseline does not see.
 * **uniqueness** — the inliers outnumber, by ``min_uniqueness``, those of the best rival model:
   the same fit on the matches this model places more than 5 % of the diagonal away. Two models
   of similar support (repeated structure, shuffled tiles) leave the answer undecided.
@@ -49,7 +52,8 @@ class VerdictThresholds:
 
     min_corner_angle_deg: float = 30.0     # every corner of both warped outlines in [a, 180 - a]
     max_scale: float = 8.0                 # mean linear scale of the transform within [1/s, s]
-    min_evidence: float = 5.0              # inliers >= this x the inliers of shuffled matches
+    min_evidence: float = 3.0              # inliers >= this x the inliers of shuffled matches
+    min_inlier_share: float = 0.035        # inliers / matches
     min_uniqueness: float = 2.0            # inliers >= this x the inliers of the best rival model
     min_hull_share: float = 0.1            # inlier hull / overlap area, in each image
     max_halves_disagreement: float = 0.05  # half-fit disagreement on the overlap / image diagonal
@@ -299,6 +303,9 @@ def judge(signals: dict[str, float], thresholds: VerdictThresholds = DEFAULT_THR
         ("evidence", s["evidence"] >= t.min_evidence,
          f"{s['inliers']:.0f} inliers are {s['evidence']:.2f}x the {s['shuffled_inliers']:.0f} that shuffled "
          f"matches give (need >= {t.min_evidence:g}x)"),
+        ("share", s["inlier_share"] >= t.min_inlier_share,
+         f"{s['inliers']:.0f} inliers are {100 * s['inlier_share']:.1f} % of the {s['matches']:.0f} matches "
+         f"(need >= {100 * t.min_inlier_share:g} %)"),
         ("uniqueness", s["uniqueness"] >= t.min_uniqueness,
          f"{s['inliers']:.0f} inliers are {s['uniqueness']:.2f}x the {s['rival_inliers']:.0f} of the best rival "
          f"model (need >= {t.min_uniqueness:g}x)"),
