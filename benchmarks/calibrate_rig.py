@@ -11,7 +11,7 @@ corners under the estimate and under the truth). N = 1 calibrates each frame alo
 loading and output pictures excluded), register and calibrate alternated round by round on the
 same frames, so the ratio holds on a loaded machine.
 
-    python benchmarks/calibrate_rig.py --data ../shared/data/roadscene --out docs/eval/calibrate-rig
+    python benchmarks/calibrate_rig.py --data ../shared/data/roadscene --out docs/eval/calibrate-rig --work /tmp/rig
 """
 from __future__ import annotations
 
@@ -198,8 +198,9 @@ def plot(rows: list[dict], path: Path) -> None:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--data", required=True, help="RoadScene root (aligned/, train.txt)")
-    p.add_argument("--out", required=True, help="results folder (results.json, corner_error.png)")
-    p.add_argument("--work", help="folder for the rig and the commands' outputs (default: OUT/work)")
+    p.add_argument("--out", required=True, help="results folder (results.json, corner_error.png, table.md)")
+    p.add_argument("--work", required=True, help="empty folder for the rig (WORK/rig/vis, WORK/rig/ir) and the "
+                                                "commands' outputs")
     p.add_argument("--n", default="1,4,12", help="frame counts N (default: %(default)s)")
     p.add_argument("--draws", type=int, default=6, help="random subsets per N > 1 (default: %(default)s)")
     p.add_argument("--model", default="default")
@@ -207,7 +208,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--rounds", type=int, default=3, help="timing rounds (default: %(default)s)")
     args = p.parse_args(argv)
     out = Path(args.out)
-    work = Path(args.work) if args.work else out / "work"
+    work = Path(args.work)
     if work.exists() and any(work.iterdir()):
         p.error(f"{work} is not empty (the commands' outputs go there)")
     names = build_rig(Path(args.data), work / "rig")
@@ -219,6 +220,7 @@ def main(argv: list[str] | None = None) -> int:
     (out / "results.json").write_text(json.dumps({"model": args.model, "frames": names, "H_vis_to_ir": RIG.tolist(),
                                                   "rows": finite, "cost": costs}, indent=1))
     plot(rows, out / "corner_error.png")
+    (out / "table.md").write_text(tables(rows, costs) + "\n")
     print(tables(rows, costs))
     return 0
 

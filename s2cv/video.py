@@ -31,7 +31,7 @@ import cv2
 import numpy as np
 
 from . import viz
-from .register import RegistrationError, read_image, register_features
+from .register import RegistrationError, _for_detector, read_image, register_features
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp")
 STYLES = ("blend", "overlay")
@@ -311,8 +311,8 @@ def write_registered_video(source: PairedFrames, out_dir: str | Path, *, H: np.n
         for pair in progress_bar(source, source.count, "registered video", "frame", progress):
             record: dict[str, Any] = {"index": pair.index, "name": pair.name}
             if detector is not None:
-                kv, dv = detector.detectAndCompute(pair.vis, None)
-                ki, di = detector.detectAndCompute(pair.ir, None)
+                kv, dv = detector.detectAndCompute(_for_detector(pair.vis, detector, "visible"), None)
+                ki, di = detector.detectAndCompute(_for_detector(pair.ir, detector, "IR"), None)
                 result = register_features(kv, dv, ki, di, norm=detector.defaultNorm(), vis_shape=pair.vis.shape,
                                            ir_shape=pair.ir.shape, ransac_threshold=ransac_threshold,
                                            min_inliers=min_inliers)
