@@ -116,7 +116,8 @@ def graph_for(net: Any, meta: dict[str, Any], backend: str) -> Path:
         from .zoo import load_model
 
         net, loaded = load_model(meta["path"])
-        meta = {**loaded, **meta}
+        for key, value in loaded.items():  # the detector's meta learns what the checkpoint says (arch, ...)
+            meta.setdefault(key, value)
     return cached_onnx(net, meta)
 
 

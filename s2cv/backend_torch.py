@@ -58,5 +58,7 @@ def make_torch(net: nn.Module | None, meta: dict[str, Any], device: str) -> Torc
                              "or 'tensorrt'; backend='torch' needs a checkpoint (.pt) or a zoo name")
         from .zoo import load_model
 
-        net, _ = load_model(meta["path"])
+        net, loaded = load_model(meta["path"])
+        for key, value in loaded.items():  # the detector's meta learns what the checkpoint says (arch, ...)
+            meta.setdefault(key, value)
     return TorchBackend(net, device)

@@ -1,6 +1,7 @@
 """Export an s2cv network to ONNX, checked against PyTorch before the file is written.
 
     python -m s2cv.export MODEL -o model.onnx      # MODEL: zoo name or checkpoint path
+    python -m s2cv.export MODEL --format cv-xfeat -o xfeat.onnx   # for cv2.XFeat_create (s2cv.export_xfeat)
 
 The graph takes ``image``: float32 (B, 1, H, W), gray in [0, 1], H and W multiples of the
 network's ``pad_multiple`` (8; 32 for xfeat); per-image standardisation
@@ -129,7 +130,7 @@ class _DenseMapsGraph(nn.Module):
         return out["scores"], out["descriptors"]
 
 
-def _frozen_copy(net: nn.Module) -> nn.Module:
+def frozen_copy(net: nn.Module) -> nn.Module:
     """Float32 CPU eval copy. Why a copy: the legacy exporter restores the wrapper's training
     flag afterwards, which flipped a caller's eval net into training mode (and BN stats moved)."""
     return copy.deepcopy(net).float().cpu().eval()
@@ -225,7 +226,7 @@ def export_onnx(net: nn.Module, path: str | Path, opset: int = DEFAULT_OPSET, *,
 
     if opset < 17:
         raise ValueError(f"opset must be >= 17, got {opset}")
-    net = _frozen_copy(net)
+    net = frozen_copy(net)
     arch = arch or arch_name(net)
     pm = int(net.pad_multiple)
     sizes = [tuple(int(v) for v in s) for s in sizes]
@@ -326,7 +327,7 @@ def validate_onnx(net: nn.Module, path: str | Path, *, image: np.ndarray | None 
                   sizes: Sequence[tuple[int, int]] = DEFAULT_SIZES, tolerance: Tolerance = FP32_TOLERANCE
                   ) -> list[CheckResult]:
     """Compare an existing ONNX file with ``net``; raises ExportValidationError on mismatch."""
-    results = list(_validation_runs(_frozen_copy(net), Path(path).read_bytes(), image, sizes, tolerance))
+    results = list(_validation_runs(frozen_copy(net), Path(path).read_bytes(), image, sizes, tolerance))
     failed = [r for r in results if not r.passed]
     if failed:
         raise ExportValidationError(f"{path} disagrees with the PyTorch network:\n  "
@@ -456,11 +457,21 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--min-cosine", type=float, help="min descriptor cosine (default 0.999, 0.98 with --fp16)")
     p.add_argument("--no-validate", action="store_true", help="skip the ONNX Runtime comparison")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--format", choices=("s2cv", "cv-xfeat"), default="s2cv",
+                   help="s2cv: the dense-maps graph S2Net_create runs (default); cv-xfeat: OpenCV's cv::XFeat "
+                        "contract for cv2.XFeat_create (XFeat-layout models only)")
+    p.add_argument("--size", type=int, help="cv-xfeat only: the graph's fixed input size S (S x S, default 640, "
+                   "cv::XFeat's default inputSize)")
     return p
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if args.format == "cv-xfeat":
+        return _main_cv_xfeat(parser, args)
+    if args.size is not None:
+        parser.error("--size is for --format cv-xfeat (s2cv graphs take any size)")
     from .zoo import load_model, resolve
 
     try:
@@ -488,6 +499,34 @@ def main(argv: Sequence[str] | None = None) -> int:
     m = report.metadata
     print(f"wrote {report.path} ({m['s2cv.arch']}, {m['s2cv.precision']}, opset {args.opset}, "
           f"stride {m['s2cv.stride']}, D={m['s2cv.descriptor_dim']}, weights {m['s2cv.weights_sha256'][:12]})")
+    return 0
+
+
+def _main_cv_xfeat(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
+    from .export_xfeat import DEFAULT_SIZE, export_model
+
+    if args.fp16 or args.scores_atol is not None or args.min_cosine is not None:
+        parser.error("--fp16, --scores-atol and --min-cosine are for --format s2cv")
+    size = DEFAULT_SIZE if args.size is None else args.size
+    try:
+        image = None
+        if args.image:
+            image = cv2.imread(args.image, cv2.IMREAD_UNCHANGED)
+            if image is None:
+                raise FileNotFoundError(f"cannot read validation image {args.image}")
+        report = export_model(args.model, args.output, size, args.opset, validate_graph=not args.no_validate,
+                              image=image)
+    except ExportValidationError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except (FileNotFoundError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    for check in report.checks:
+        print(check.line())
+    print(f"wrote {report.path} (cv::XFeat graph of {report.metadata['s2cv.arch']}, input 1x1x{size}x{size}, "
+          f"weights {report.metadata['s2cv.weights_sha256'][:12]}); run it with "
+          f"cv2.XFeat_create({str(report.path)!r}, inputSize=({size}, {size}))")
     return 0
 
 

@@ -28,9 +28,10 @@ from s2cv.extras import TRAIN_INSTALL
 PACKAGE_PARENT = Path(s2cv.__file__).resolve().parents[1]
 BLOCKED = ("torch", "onnx", "tensorrt", "tqdm", "matplotlib")
 # Modules that may need torch & co.: training, export, evaluation, the torch backend.
-TRAINING_SIDE = {"train", "data", "augment", "losses", "models", "export", "evaluate", "convert", "backend_torch"}
+TRAINING_SIDE = {"train", "data", "augment", "losses", "models", "export", "export_xfeat", "evaluate", "convert",
+                 "backend_torch"}
 # Entry points of the training side that must name the extra instead of failing deep inside.
-NAMES_THE_EXTRA = ("train", "export", "evaluate", "backend_torch")
+NAMES_THE_EXTRA = ("train", "export", "export_xfeat", "evaluate", "backend_torch")
 
 BLOCKER = f"""
 import importlib.abc, json, sys
