@@ -4,6 +4,10 @@
     det = s2cv.S2Net_create()
     kp, des = det.detectAndCompute(img, None)
     matches = cv2.BFMatcher(det.defaultNorm(), crossCheck=True).match(des1, des2)
+
+The runtime (this import, ``S2Net_create`` on the shipped graphs, ``s2cv register``) needs numpy,
+OpenCV and onnxruntime only and never imports torch; training, export, evaluation and the torch
+backend need the ``[train]`` extra (``pip install "s2cv[train]"``).
 """
 from .feature2d import DetectorParams, S2Net_create, S2NetFeature2D
 from .zoo import available_models
