@@ -5,8 +5,8 @@ homography) it sweeps: the map keypoints are ranked by (``keypoint_score`` in th
 NCM and ``s2cv.register`` corner error at K = 1024 and 4096), the NMS radius (NCM at K = 1024, as
 the trainer computes it), the RANSAC threshold and Lowe's ratio test of ``s2cv.register`` (corner
 error at K = 4096), multi-scale detection (NCM and corner error at K = 1024 and 4096, beside
-single-scale), an XFeat-layout model's contrast floor (keypoints on featureless images against
-NCM and corner error on the validation pairs), other
+single-scale), the detector's contrast floor (keypoints on featureless images against NCM and
+corner error on the validation pairs), other
 OpenCV robust estimators in place of ``register``'s MAGSAC (corner error at K = 4096) and, last,
 ``register(refine=True)``'s featuremetric refinement with a few optimiser settings (corner error
 at K = 4096). Each setting detects every pair once; matching and fitting settings reuse those
@@ -169,15 +169,12 @@ def main() -> None:
             name = "multiscale (scales 1, 0.71, 0.5)" if multiscale else "single scale"
             print(f"{name}, K={k}: NCM {ncm(items, found):.2f}; {registration(items, found)}", flush=True)
     blank = featureless_images()
-    shipped_floor = net.conf.get("contrast_floor")
-    for floor in CONTRAST_FLOORS if "contrast" in knobs and shipped_floor is not None else ():
-        net.conf["contrast_floor"] = floor
-        det = S2NetFeature2D(net, backend="torch", nfeatures=4096)
+    for floor in CONTRAST_FLOORS if "contrast" in knobs else ():
+        det = S2NetFeature2D(net, backend="torch", nfeatures=4096, contrast_floor=floor)
         counts = ", ".join(f"{name} {len(det.detect(img))}" for name, img in blank.items())
-        found_1024, found_4096 = (detect(net, items, k) for k in (1024, 4096))
+        found_1024, found_4096 = (detect(net, items, k, contrast_floor=floor) for k in (1024, 4096))
         print(f"contrast_floor {floor * 255:g}/255: keypoints on featureless 640x480 images: {counts}; "
               f"NCM@1024 {ncm(items, found_1024):.2f}; K=4096: {registration(items, found_4096)}", flush=True)
-    net.conf["contrast_floor"] = shipped_floor
     matches = matched_points(items, shipped_4096) if "estimator" in knobs else []
     for name in ("USAC_ACCURATE", "USAC_PROSAC", "USAC_DEFAULT", "RANSAC", "LMEDS") if matches else ():
         print(f"estimator {name} instead of USAC_MAGSAC, K=4096: {estimator(items, matches, getattr(cv2, name))}",

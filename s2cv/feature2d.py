@@ -23,7 +23,7 @@ import numpy as np
 from . import postprocess
 from .backends import Backend, DenseMaps, make_backend
 from .extras import torch_if_loaded
-from .image import check_mask, pad_to_multiple, to_gray_float
+from .image import check_mask, contrast_mask, pad_to_multiple, to_gray_float
 from .zoo import model_meta
 
 if TYPE_CHECKING:
@@ -38,6 +38,7 @@ class DetectorParams:
 
     nfeatures: int = 4096           # keep the K best keypoints; 0 = all above threshold
     threshold: float = 0.0          # minimum score (repeatability x reliability)
+    contrast_floor: float = 4 / 255  # no keypoint where the local grey std (8x8 px, [0, 1] units) is below this
     nms_radius: int = 2             # non-maximum suppression window radius, px
     border: int = 4                 # ignore keypoints this close to the image edge, px
     multiscale: bool = False        # run an image pyramid (slower, wider scale range)
@@ -50,6 +51,8 @@ class DetectorParams:
             raise ValueError(f"nfeatures must be an integer >= 0, got {self.nfeatures!r}")
         if not np.isfinite(self.threshold):
             raise ValueError(f"threshold must be finite, got {self.threshold!r}")
+        if not (np.isfinite(self.contrast_floor) and self.contrast_floor >= 0):
+            raise ValueError(f"contrast_floor must be a finite number >= 0, got {self.contrast_floor!r}")
         if int(self.nms_radius) != self.nms_radius or self.nms_radius < 0:
             raise ValueError(f"nms_radius must be an integer >= 0, got {self.nms_radius!r}")
         if int(self.border) != self.border or self.border < 0:
@@ -233,6 +236,9 @@ class S2NetFeature2D(cv2.Feature2D):
         gray = to_gray_float(image)
         mask = check_mask(mask, gray.shape)
         p = self._params
+        if p.contrast_floor > 0:
+            flat_free = contrast_mask(gray, p.contrast_floor)
+            mask = flat_free if mask is None else mask & flat_free
         scales = p.scales if p.multiscale else (1.0,)
         rows, descs, full = [], [], None
         for octave, s in enumerate(scales):

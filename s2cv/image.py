@@ -79,6 +79,19 @@ def check_mask(mask: np.ndarray | None, shape: tuple[int, int]) -> np.ndarray | 
     return np.ascontiguousarray(mask.astype(np.uint8))
 
 
+def contrast_mask(gray: np.ndarray, floor: float, window: int = 8) -> np.ndarray:
+    """uint8 mask, nonzero where the grey values around a pixel (``window`` x ``window``) vary by more
+    than ``floor`` (standard deviation, in the network's [0, 1] units).
+
+    Why: every network standardises its input per image, so faint sensor noise on a flat sky, or
+    a constant frame, reaches it as full-contrast texture; SIFT's contrast threshold plays this
+    role for SIFT.
+    """
+    mean = cv2.blur(gray, (window, window))
+    var = cv2.blur(gray * gray, (window, window)) - mean * mean
+    return (var > floor * floor).astype(np.uint8)
+
+
 def pad_to_multiple(image: np.ndarray, multiple: int) -> np.ndarray:
     """Pad bottom/right (edge values) so both sides are multiples of the network stride.
 

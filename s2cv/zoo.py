@@ -25,8 +25,9 @@ FORMAT = "s2cv/1"
 WEIGHTS_DIR = Path(__file__).parent / "weights"
 ZOO: dict[str, str] = {
     "default": "s2fast-vis-ir-nir.pt",   # visible <-> thermal and <-> NIR (RoadScene + VIS-NIR)
-    "s2fast": "s2fast-vis-ir-nir.pt",    # the S2Fast default of earlier releases (124 k parameters, from scratch)
-    "vis-ir": "s2fast-vis-ir.pt",         # stage 1 of the default fine-tuned on RoadScene (visible <-> thermal)
+    "s2fast": "s2fast-vis-ir-nir.pt",    # the default's network by name: S2Fast, 124 k parameters, trained from scratch
+    "s2xfeat": "s2xfeat-vis-ir-nir.pt",  # XFeat layout, S2-trained from XFeat's weights; holds better on hard geometry
+    "vis-ir": "s2fast-vis-ir.pt",         # an earlier stage of the default fine-tuned on RoadScene (visible <-> thermal)
     "r2d2": "r2d2-vis-ir-nir.pt",         # full-resolution R2D2-style net trained on a GPU; slow on CPU
     "xfeat": "xfeat-released.pt",         # XFeat's released weights, converted (visible only; the S2 starting point)
 }

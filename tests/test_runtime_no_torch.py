@@ -104,7 +104,7 @@ def test_every_zoo_model_detects_and_the_sample_registers(tmp_path):
         out["cli"] = main(["--sample", "-o", "reg"])
     """, tmp_path)
     name, n, shape = out["default"]
-    assert name in ("onnxruntime", "opencv") and n == 4096 and shape == [4096, 128]
+    assert name in ("onnxruntime", "opencv") and 1000 <= n <= 4096 and shape == [n, 128]
     from s2cv.zoo import ZOO, WEIGHTS_DIR
 
     shipped = {z for z, f in ZOO.items() if (WEIGHTS_DIR / f).is_file()}

@@ -28,12 +28,6 @@ from .common import check_keypoint_score, conv_bn_relu, l2_normalize
 
 default_conf = {
     "keypoint_score": "product",  # "product": heatmap x reliability (XFeat's); "reliability": reliability alone
-    # Cells whose raw grey values (in [0, 1]) vary by no more than this standard deviation get
-    # reliability 0, hence score 0 and no keypoint: instance normalisation would otherwise blow
-    # faint sensor noise on a flat sky up to full-contrast texture. 4 grey levels: the lowest floor
-    # that leaves σ = 3 noise without keypoints; it costs 2 % of the validation NCM at K = 1024
-    # (benchmarks/tune_inference.py --knobs contrast). 0 = XFeat's released behaviour.
-    "contrast_floor": 4 / 255,
 }
 CELL = 8
 
@@ -86,16 +80,7 @@ class XFeat(nn.Module):
         up = partial(F.interpolate, size=x3.shape[-2:], mode="bilinear", align_corners=False)
         feats = self.fusion(x3 + up(x4) + up(x5))
         reliability = torch.sigmoid(self.reliability_head(feats))
-        if self.conf["contrast_floor"] > 0:
-            reliability = reliability * self.contrast_gate(image)
         return feats, self._keypoint_logits(x), reliability
-
-    def contrast_gate(self, image: torch.Tensor) -> torch.Tensor:
-        """(B,1,h,w): 1 where the 8x8 cell's raw grey-value variance exceeds ``contrast_floor``²,
-        else exactly 0 (a steep ramp of ReLU and clip, which every ONNX runtime executes)."""
-        mean = F.avg_pool2d(image, CELL)
-        var = F.avg_pool2d(image * image, CELL) - mean * mean
-        return torch.clamp(F.relu(var - self.conf["contrast_floor"] ** 2) * 1e9, max=1.0)
 
     def _keypoint_logits(self, normalized: torch.Tensor) -> torch.Tensor:
         return self.keypoint_head(F.pixel_unshuffle(normalized, CELL))
@@ -146,13 +131,13 @@ def convert_released_state_dict(state: dict[str, torch.Tensor]) -> dict[str, tor
 
 def load_released(path: str | Path) -> XFeat:
     """An ``XFeat`` with the released weights of ``path`` (e.g. shared/pretrained/xfeat.pt), behaving
-    exactly as released (no contrast floor)."""
+    exactly as released."""
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:
         raise ValueError(f"cannot read XFeat weights {path}: {type(exc).__name__}: {exc}") from exc
     if not isinstance(state, dict):
         raise ValueError(f"{path} does not hold a state dict")
-    net = XFeat(contrast_floor=0.0)
+    net = XFeat()
     net.load_state_dict(convert_released_state_dict(state))
     return net.eval()

@@ -1,0 +1,66 @@
+"""Nothing in, nothing out: images without structure give (almost) no keypoints with the shipped
+default, while the bundled real pairs keep their budget and their flat regions stay empty."""
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+import s2cv
+
+SAMPLES = Path(s2cv.__file__).parent / "samples"
+H, W = 480, 640
+
+
+def featureless() -> dict[str, np.ndarray]:
+    rng = np.random.default_rng(0)
+    return {
+        "black": np.zeros((H, W), np.uint8),
+        "grey": np.full((H, W), 128, np.uint8),
+        "white": np.full((H, W, 3), 255, np.uint8),
+        "faint noise": np.clip(128 + rng.normal(0, 1.0, (H, W)), 0, 255).astype(np.uint8),
+        "noise sigma 3": np.clip(128 + rng.normal(0, 3.0, (H, W)), 0, 255).astype(np.uint8),
+        "ramp": np.tile(np.linspace(60, 200, W, dtype=np.float32), (H, 1)).astype(np.uint8),
+        "16-bit flat": np.full((H, W), 7300, np.uint16),
+    }
+
+
+@pytest.fixture(scope="module")
+def detector():
+    return s2cv.S2Net_create()
+
+
+@pytest.mark.parametrize("name", list(featureless()))
+def test_featureless_image_gives_at_most_a_handful(detector, name):
+    kp, des = detector.detectAndCompute(featureless()[name], None)
+    assert len(kp) <= 5, f"{name}: {len(kp)} keypoints"
+    assert des is None or des.shape == (len(kp), detector.descriptorSize())
+
+
+def test_real_pairs_keep_their_budget(detector):
+    for name in ("roadscene_vis.png", "roadscene_ir.png", "visnir_vis.jpg", "visnir_ir.jpg"):
+        kp = detector.detect(cv2.imread(str(SAMPLES / name)))
+        assert len(kp) >= 1000, (name, len(kp))
+
+
+def test_flat_sky_of_a_thermal_frame_gets_no_keypoints(detector):
+    """The bundled thermal frame with its top 40 % replaced by a flat, faintly noisy sky: the budget
+    goes to the scene below (without the contrast floor 26-36 % of 4096 keypoints land in that sky)."""
+    ir = cv2.imread(str(SAMPLES / "roadscene_ir.png"), cv2.IMREAD_GRAYSCALE)
+    sky = int(0.4 * ir.shape[0])
+    ir[:sky] = np.clip(40 + np.random.default_rng(0).normal(0, 0.7, (sky, ir.shape[1])), 0, 255).astype(np.uint8)
+    pts = cv2.KeyPoint_convert(detector.detect(ir))
+    assert len(pts) >= 500
+    assert (pts[:, 1] < sky - 8).mean() < 0.01
+
+
+def test_contrast_floor_zero_ranks_every_pixel_again():
+    det = s2cv.S2Net_create(contrast_floor=0.0, nfeatures=100)
+    assert det.params.contrast_floor == 0.0
+    assert len(det.detect(featureless()["grey"])) == 100
+
+
+def test_bad_contrast_floor_is_refused():
+    for bad in (-0.1, float("nan")):
+        with pytest.raises(ValueError, match="contrast_floor"):
+            s2cv.S2Net_create(contrast_floor=bad)
