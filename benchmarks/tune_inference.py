@@ -58,9 +58,12 @@ REFINE_SETTINGS = (RefineParams(), RefineParams(dims=0), RefineParams(dims=32), 
                    RefineParams(levels=2), RefineParams(levels=3))
 
 
+BASE_PARAMS: dict[str, float] = {}   # detector parameters every setting starts from (--contrast-floor)
+
+
 def detect(net: nn.Module, items: list, k: int, **params) -> tuple[int, list]:
     """The detector's norm and ((kp, desc) of a, (kp, desc) of b) for every validation pair."""
-    det = S2NetFeature2D(net, backend="torch", nfeatures=k, **params)
+    det = S2NetFeature2D(net, backend="torch", nfeatures=k, **{**BASE_PARAMS, **params})
     feats = [(det.detectAndCompute(a, None), det.detectAndCompute(b, None))
              for _, a, b, _ in tqdm(items, desc=f"detect K={k}", leave=False)]
     return det.defaultNorm(), feats
@@ -133,11 +136,15 @@ def main() -> None:
     p.add_argument("--val-pairs", type=int, default=12)
     p.add_argument("--geometry", choices=("paper", "hard"), default="paper",
                    help="range of the validation pairs' homographies")
+    p.add_argument("--contrast-floor", type=float, default=None,
+                   help="detector contrast floor for every setting but the contrast sweep (default: the detector's)")
     p.add_argument("--knobs", default=",".join(KNOBS), help=f"comma-separated subset of {','.join(KNOBS)}")
     args = p.parse_args()
     knobs = set(args.knobs.split(","))
     if not knobs <= set(KNOBS):
         p.error(f"unknown knobs: {sorted(knobs - set(KNOBS))}")
+    if args.contrast_floor is not None:
+        BASE_PARAMS["contrast_floor"] = args.contrast_floor
     cv2.setRNGSeed(0)  # MAGSAC's sampling
     sources = [(kind, Path(path)) for kind, _, path in (d.partition("=") for d in args.data)]
     items = validation_set(sources, args.val_pairs, seed=0, geometry=GEOMETRIES[args.geometry])

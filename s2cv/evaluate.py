@@ -221,7 +221,7 @@ def _opencv_factory(name: str) -> Callable[[], Any]:
     raise MethodUnavailable(f"{attr} not found in cv2 or cv2.xfeatures2d (opencv-contrib?)")
 
 
-def create_method(spec: str, k: int, device: str | None = None) -> Feature2D:
+def create_method(spec: str, k: int, device: str | None = None, contrast_floor: float | None = None) -> Feature2D:
     """Build the detector named by `spec` with a budget of `k` keypoints.
 
     `spec` is sift, orb, akaze, brisk, or ``s2net[:MODEL]`` (s2cv.S2Net_create).
@@ -240,6 +240,8 @@ def create_method(spec: str, k: int, device: str | None = None) -> Feature2D:
         kwargs: dict[str, Any] = {"model": model or "default", "nfeatures": k}
         if device is not None:
             kwargs["device"] = device
+        if contrast_floor is not None:
+            kwargs["contrast_floor"] = contrast_floor
         try:
             return S2Net_create(**kwargs)
         except (FileNotFoundError, KeyError, ValueError) as e:
@@ -284,6 +286,7 @@ def evaluate(
     threshold: float = 3.0,
     *,
     device: str | None = None,
+    contrast_floor: float | None = None,
     out_dir: str | Path | None = None,
     n_plots: int = 0,
     refine: bool = False,
@@ -304,7 +307,7 @@ def evaluate(
     for spec in methods:
         try:
             for k in ks:
-                detectors[(spec, k)] = create_method(spec, k, device)
+                detectors[(spec, k)] = create_method(spec, k, device, contrast_floor)
         except MethodUnavailable as e:
             log(f"skipping {spec}: {e}")
             detectors = {key: d for key, d in detectors.items() if key[0] != spec}
@@ -497,6 +500,7 @@ def _build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="eval_out", help="output folder (default: eval_out/)")
     p.add_argument("--plots", type=int, default=3, help="pairs with match pictures (default 3)")
     p.add_argument("--device", help="torch device for s2net (e.g. cpu, cuda)")
+    p.add_argument("--contrast-floor", type=float, help="s2net's contrast_floor (default: the detector's, 4/255)")
     p.add_argument("--refine", action="store_true",
                    help="also report s2net registration with the homography refined on the dense maps")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -533,6 +537,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         args.k,
         args.threshold,
         device=args.device,
+        contrast_floor=args.contrast_floor,
         out_dir=args.out,
         n_plots=args.plots,
         refine=args.refine,
@@ -550,6 +555,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "threshold": args.threshold,
         "pairs": len(pairs),
         "device": args.device,
+        "contrast_floor": args.contrast_floor,
         "refine": args.refine,
         "reg_thresholds": list(REG_THRESHOLDS),
         "seconds": time.perf_counter() - t0,
