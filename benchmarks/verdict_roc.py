@@ -242,16 +242,29 @@ CHANCE_TESTS = ("min_evidence", "min_inlier_share", "min_uniqueness")
 
 def suggest(all_rows: dict[str, list], base: VerdictThresholds, margin: float, spare: int) -> VerdictThresholds:
     """The selection rule for the tests against accidental agreement (evidence, share,
-    uniqueness): each threshold at ``margin`` x the value of the weakest correct true fit, pooled
-    over models and K, past the ``spare`` weakest: as strict as the training fits allow, less a
-    margin for true pairs weaker than any seen here. (Spread and stability guard against
-    degenerate supports with loose limits, see s2cv.verdict.)"""
+    uniqueness). First each threshold at ``margin`` x the value of the weakest correct true fit,
+    pooled over models and K, past the ``spare`` weakest: as strict as the training fits allow,
+    less a margin for true pairs weaker than any seen here. Then, while a mismatched training pair
+    of any model still passes, the one test whose raise (in steps of 5 %) refuses them all at the
+    smallest cost in correct fits is raised. (Spread and stability guard against degenerate
+    supports with loose limits, see s2cv.verdict.)"""
     correct = [r for rows in all_rows.values() for r in _groups(rows)[0]]
+    mismatched = [r for rows in all_rows.values() for r in _groups(rows)[2] if r["fitted"]]
     picked = {}
     for attr in CHANCE_TESTS:
         values = sorted(r["signals"][SWEEPS[attr][0]] for r in correct)
         picked[attr] = values[min(spare, len(values) - 1)] * margin
-    return replace(base, **picked)
+    rule = replace(base, **picked)
+    passing = [r for r in mismatched if judge(r["signals"], rule).ok]
+    if passing:
+        options = []
+        for attr in CHANCE_TESTS:
+            t = rule
+            while any(judge(r["signals"], t).ok for r in passing):
+                t = replace(t, **{attr: getattr(t, attr) * 1.05})
+            options.append((sum(not judge(r["signals"], t).ok for r in correct), t))
+        rule = min(options, key=lambda o: o[0])[1]
+    return rule
 
 
 def plot_roc(all_rows: dict[str, list], base: VerdictThresholds, path: Path) -> None:

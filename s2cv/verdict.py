@@ -29,7 +29,8 @@ matches, each against a threshold (``VerdictThresholds``); a fit must pass all o
 
 The thresholds of evidence, share and uniqueness were chosen on pairs built from training
 images only, for every shipped model and SIFT at K = 1024 to 4096: 0.85 x the weakest correct
-true fit's value, sparing the single weakest (``benchmarks/verdict_roc.py``; docs/results.md,
+true fit's value (sparing the single weakest), then uniqueness raised until no mismatched
+training pair of any model passes (``benchmarks/verdict_roc.py``; docs/results.md,
 "Plausibility verdict"). Spread and stability are loose guards against degenerate supports
 (about half the weakest correct fit's spread, three times its worst disagreement).
 """
@@ -58,7 +59,7 @@ class VerdictThresholds:
     max_scale: float = 8.0                 # mean linear scale of the transform within [1/s, s]
     min_evidence: float = 3.7              # inliers >= this x the inliers of shuffled matches
     min_inlier_share: float = 0.037        # inliers / matches
-    min_uniqueness: float = 2.3            # inliers >= this x the inliers of the best rival model
+    min_uniqueness: float = 3.4            # inliers >= this x the inliers of the best rival model
     min_hull_share: float = 0.1            # inlier hull / overlap area, in each image
     max_halves_disagreement: float = 0.05  # half-fit disagreement on the overlap / image diagonal
 
