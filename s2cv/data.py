@@ -17,6 +17,8 @@ import torch
 from torch.utils.data import Dataset
 
 from .augment import GeometricParams, pair_augment, s2_transform
+from .image import to_gray_float
+from .register import read_image
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp")
 
@@ -80,11 +82,10 @@ def list_images(root: str | Path) -> list[Path]:
 
 
 def read_gray(path: Path) -> np.ndarray:
-    """Gray float32 in [0, 1]; the network sees one channel for every modality."""
-    image = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
-    if image is None:
-        raise FileNotFoundError(f"cannot read image {path}")
-    return image.astype(np.float32) / 255.0
+    """Gray float32 in [0, 1], read and normalised exactly as inference does (``register.read_image``
+    keeps the file's depth, ``image.to_gray_float`` normalises it: a 16-bit radiometric frame is
+    stretched robustly, not truncated to 8 bits)."""
+    return to_gray_float(read_image(path), str(path))
 
 
 class S2PairDataset(Dataset):

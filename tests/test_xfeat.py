@@ -194,3 +194,25 @@ def test_trainer_refuses_bad_ssl_data(item, capsys):
     with pytest.raises(SystemExit):
         main(["--arch", "xfeat", "--data", "/nowhere", "--out", "/tmp/x", "--ssl-data", item])
     assert "--ssl-data" in capsys.readouterr().err
+
+
+def test_training_reads_16_bit_thermal_as_inference_does(tmp_path):
+    """A narrow-band 16-bit frame (values 7000-9040) reaches the loss as S2Net_create sees it,
+    not as an 8-bit truncation; a short run on such frames trains."""
+    from s2cv.data import read_gray
+    from s2cv.image import to_gray_float
+    from test_train import make_folder
+
+    root = make_folder(tmp_path / "d", size=96)
+    for f in (root / "ir").iterdir():
+        ir8 = cv2.imread(str(f), cv2.IMREAD_GRAYSCALE)
+        cv2.imwrite(str(f), ir8.astype(np.uint16) * 8 + 7000)
+    frame = root / "ir" / "p00.png"
+    raw = cv2.imread(str(frame), cv2.IMREAD_UNCHANGED)
+    assert raw.dtype == np.uint16 and raw.min() >= 7000
+    seen = read_gray(frame)
+    np.testing.assert_array_equal(seen, to_gray_float(raw))
+    assert seen.max() - seen.min() > 0.9                  # stretched, not 7000/65535..9040/65535
+    out = tmp_path / "run"
+    assert main(["--dataset", "folder", "--data", str(root), "--steps", "2", "--val-every", "2", "--crop", "64",
+                 "--out", str(out), "--val-pairs", "1"]) == 0
