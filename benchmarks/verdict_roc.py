@@ -237,6 +237,7 @@ def separation(all_rows: dict[str, list], base: VerdictThresholds) -> str:
     return "\n".join(lines)
 
 
+STYLES = {"1024": ":", "2048": "--", "4096": "-"}
 CHANCE_TESTS = ("min_evidence", "min_inlier_share", "min_uniqueness")
 
 
@@ -272,6 +273,7 @@ def plot_roc(all_rows: dict[str, list], base: VerdictThresholds, path: Path) -> 
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
+    colours: dict[str, str] = {}  # one colour per model, one line style per K
     fig = Figure(figsize=(13, 7.5), dpi=100)
     FigureCanvasAgg(fig)
     for i, (attr, (_, op, values)) in enumerate(SWEEPS.items()):
@@ -280,7 +282,10 @@ def plot_roc(all_rows: dict[str, list], base: VerdictThresholds, path: Path) -> 
             pts = [rates(rows, alone(base, attr, v)) for v in values]
             x = [1 - p["refused_mismatched"] for p in pts]
             y = [p["kept"] for p in pts]
-            line, = ax.plot(x, y, marker="o", markersize=3, label=m)
+            model, _, k = m.partition("@")
+            colour = colours.setdefault(model, f"C{len(colours) % 10}")
+            line, = ax.plot(x, y, marker="o", markersize=3, label=m, color=colour,
+                            linestyle=STYLES.get(k, "-"))
             d = rates(rows, alone(base, attr, getattr(base, attr)))
             ax.plot([1 - d["refused_mismatched"]], [d["kept"]], marker="*", markersize=12, color=line.get_color())
         ax.set_xlabel("mismatched pairs accepted")
