@@ -9,7 +9,6 @@ import torch
 import torch.nn.functional as F
 
 import s2cv
-from s2cv.augment import random_homography, warp
 from s2cv.losses import DetectDescribeLoss, keypoint_targets
 from s2cv.models.xfeat import XFeat, convert_released_state_dict, load_released
 from s2cv.train import main
@@ -135,20 +134,12 @@ def test_keypoint_targets_follow_the_homography():
     assert torch.equal(t2[0, :, 1:][moved < 64], moved[moved < 64])
 
 
-def _pair(size: int = 96):
-    rng = np.random.default_rng(0)
-    img = cv2.GaussianBlur(rng.random((size, size)).astype(np.float32), (0, 0), 1.5)
-    img = (img - img.min()) / (img.max() - img.min())
-    H = random_homography(img.shape, rng)
-    out, valid = warp(img, H)
-    t = lambda a: torch.from_numpy(np.ascontiguousarray(a, np.float32))[None, None]  # noqa: E731
-    return t(img), t(out), torch.from_numpy(H).float()[None], torch.ones(1, 1, size, size), t(valid)
-
-
 def test_xfeat_loss_trains_every_head():
     torch.manual_seed(0)
     net, teacher = XFeat(), load_model("xfeat")[0]     # the shipped released weights detect real points
-    a, b, U, va, vb = _pair()
+    from test_losses import pair
+
+    a, b, U, va, vb = pair(96)
     loss_fn = DetectDescribeLoss("xfeat")
     opt = torch.optim.Adam(net.parameters(), lr=1e-3)
     history = []
