@@ -41,7 +41,7 @@ from .extras import missing_train_extra
 from .image import to_gray_float
 from .metrics import estimate_homography, match_errors
 from .refine import RefineParams, refine_homography_pairs
-from .register import (RegistrationError, _check_options, _for_detector, _imwrite, _json_default,
+from .register import (RegistrationError, _check_options, _detector_or_default, _for_detector, _imwrite, _json_default,
                        register_features)
 from .verdict import DEFAULT_THRESHOLDS, Verdict, VerdictThresholds, plausibility
 from .video import PairedFrames, make_detector, progress_bar, save_homography
@@ -186,7 +186,7 @@ def calibrate(
     failure unless ``accept_implausible`` keeps it. Failure is not an exception: check
     ``result.success`` / ``result.message``. ``progress`` None shows a bar on a terminal only.
     """
-    from .feature2d import S2Net_create, S2NetFeature2D
+    from .feature2d import S2NetFeature2D
 
     _check_options("homography", None, ransac_threshold, min_inliers)
     if isinstance(refine_frames, bool) or int(refine_frames) != refine_frames or refine_frames < 1:
@@ -197,11 +197,7 @@ def calibrate(
     source = PairedFrames(vis_source, ir_source, step=step, max_frames=max_frames)
     timings: dict[str, float] = {}
     t_start = time.perf_counter()
-    if detector is None:
-        detector = S2Net_create(nfeatures=nfeatures, model=model)
-        timings["load"] = (time.perf_counter() - t_start) * 1e3
-    if not isinstance(detector, cv2.Feature2D):
-        raise TypeError(f"detector must be a cv2.Feature2D, got {type(detector).__name__}")
+    detector = _detector_or_default(detector, nfeatures, model, timings)
 
     frames: list[FrameResult] = []
     points: list[tuple[np.ndarray, np.ndarray]] = []  # per frame: matched (visible, IR) coordinates

@@ -140,6 +140,20 @@ def _gray8(image: np.ndarray) -> np.ndarray:
     return img
 
 
+def _detector_or_default(detector: cv2.Feature2D | None, nfeatures: int, model: str | Path,
+                         timings: dict[str, float]) -> cv2.Feature2D:
+    """The caller's detector, or ``S2Net_create(nfeatures, model)`` with its load time in ``timings``."""
+    if detector is None:
+        from .feature2d import S2Net_create
+
+        t = time.perf_counter()
+        detector = S2Net_create(nfeatures=nfeatures, model=model)
+        timings["load"] = (time.perf_counter() - t) * 1e3
+    if not isinstance(detector, cv2.Feature2D):
+        raise TypeError(f"detector must be a cv2.Feature2D, got {type(detector).__name__}")
+    return detector
+
+
 def _for_detector(image: np.ndarray, detector: cv2.Feature2D, name: str) -> np.ndarray:
     """s2cv takes any depth (it normalises robustly); OpenCV's detectors want 8-bit gray."""
     from .feature2d import S2NetFeature2D
@@ -225,7 +239,7 @@ def register(
     0.6–1.7 s per pair on a 2-core CPU). The matches and inlier mask stay those of the fit.
     """
     _check_options(transform, ratio, ransac_threshold, min_inliers)
-    from .feature2d import S2Net_create, S2NetFeature2D
+    from .feature2d import S2NetFeature2D
 
     if refine and transform != "homography":
         raise ValueError(f"refine polishes a homography; got transform={transform!r}")
@@ -236,11 +250,7 @@ def register(
     ir_img = read_image(ir) if isinstance(ir, (str, Path)) else ir
     timings: dict[str, float] = {}
     t_start = time.perf_counter()
-    if detector is None:
-        detector = S2Net_create(nfeatures=nfeatures, model=model)
-        timings["load"] = (time.perf_counter() - t_start) * 1e3
-    if not isinstance(detector, cv2.Feature2D):
-        raise TypeError(f"detector must be a cv2.Feature2D, got {type(detector).__name__}")
+    detector = _detector_or_default(detector, nfeatures, model, timings)
     a, b = _for_detector(vis_img, detector, "visible"), _for_detector(ir_img, detector, "IR")
 
     # refine works on the dense maps, so keep the ones detection ran on
