@@ -231,8 +231,7 @@ class DualSoftmaxLoss(nn.Module):
         d2 = F.normalize(sample(desc2, p2, stride, size), dim=-1)
         r1 = out1["reliability"].flatten(1)
         r2 = sample(out2["reliability"], p2, stride, size)[..., 0]
-        zero = desc1.sum() * 0
-        losses, rel_losses = [zero], [zero]
+        losses, rel_losses = [], []
         for i in range(d1.shape[0]):
             m = ok[i]
             if int(m.sum()) < self.min_cells:
@@ -244,8 +243,10 @@ class DualSoftmaxLoss(nn.Module):
                 correct = ((logits.argmax(1) == target) & (logits.argmax(0) == target)).float()
             rel = torch.cat([r1[i, m], r2[i, m]]).clamp(1e-6, 1 - 1e-6)
             rel_losses.append(F.binary_cross_entropy(rel, torch.cat([correct, correct])))
-        n = max(len(losses) - 1, 1)
-        return {"dual_softmax": sum(losses) / n, "reliability": sum(rel_losses) / n}
+        if not losses:                  # no crop with enough overlap: zero, still in the graph
+            zero = desc1.sum() * 0
+            return {"dual_softmax": zero, "reliability": zero}
+        return {"dual_softmax": torch.stack(losses).mean(), "reliability": torch.stack(rel_losses).mean()}
 
 
 def _cell_labels(points: torch.Tensor, score: torch.Tensor, grid: tuple[int, int]) -> torch.Tensor:
