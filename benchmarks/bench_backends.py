@@ -5,7 +5,7 @@ Run: ``python benchmarks/bench_backends.py [--model NAME_OR_PATH] [--quick]``.
 Backends measured when available here: torch CPU, onnxruntime CPU (and CUDA), OpenCV's cv2.dnn
 CPU, torch CUDA, TensorRT FP32/FP16 (engines built once into the s2cv cache; minutes on first
 run). The onnxruntime-vs-opencv rows are what ``backend="auto"`` is set by on CPU
-(``s2cv.backends.AUTO_CPU_GRAPH_ORDER``). Sizes are
+(``s2cv.runtime.backends.AUTO_CPU_GRAPH_ORDER``). Sizes are
 W x H, batch 1 and 8 for the dense maps, batch 1 for detectAndCompute. The network's FLOP count
 (convolution MACs x 2, counted with forward hooks) turns times into GFLOP/s, printed next to
 a measured fp32 matmul rate on the same device, so the distance to the hardware limit can be
@@ -31,12 +31,13 @@ from torch import nn
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import s2cv  # noqa: E402
-from s2cv.backend_torch import TorchBackend  # noqa: E402
-from s2cv.export import weights_sha256  # noqa: E402
-from s2cv.graph import cache_dir  # noqa: E402
-from s2cv.image import pad_to_multiple, synthetic_image  # noqa: E402
-from s2cv.models import build_model  # noqa: E402
-from s2cv.zoo import available_models, load_model  # noqa: E402
+from s2cv.deploy.export import weights_sha256
+from s2cv.models import build_model
+from s2cv.models.checkpoint import load_model
+from s2cv.runtime.backend_torch import TorchBackend
+from s2cv.runtime.graph import cache_dir
+from s2cv.runtime.image import pad_to_multiple, synthetic_image
+from s2cv.runtime.zoo import available_models
 
 
 def real_image(w: int, h: int) -> np.ndarray:
@@ -141,21 +142,22 @@ def cpu_description() -> str:
 # ----------------------------------------------------------------------------- backends
 def trt_engine(net: nn.Module, precision: str) -> Path | None:
     """Engine for ``net`` in the cache, built on first use (minutes); None when that fails."""
-    from s2cv import build_engine as be
-    from s2cv.export import export_onnx
-
     import tensorrt as trt
 
-    key = f"{weights_sha256(net)[:16]}-{precision}-trt{be.normalize_trt_version(trt.__version__)}"
+    from s2cv.deploy.build_engine import build_engine
+    from s2cv.deploy.export import export_onnx
+    from s2cv.runtime.engine import ShapeProfile, normalize_trt_version, sidecar_path
+
+    key = f"{weights_sha256(net)[:16]}-{precision}-trt{normalize_trt_version(trt.__version__)}"
     engine = cache_dir() / "engines" / f"bench-{key}.engine"
-    if engine.is_file() and be.sidecar_path(engine).is_file():
+    if engine.is_file() and sidecar_path(engine).is_file():
         return engine
     onnx_path = cache_dir() / "engines" / f"bench-{weights_sha256(net)[:16]}.onnx"
     if not onnx_path.is_file():
         export_onnx(net, onnx_path, sizes=((240, 320),))
     print(f"  building TensorRT {precision} engine (first run only, minutes) -> {engine}", flush=True)
     try:
-        be.build_engine(onnx_path, engine, be.ShapeProfile(), fp16=precision == "fp16",
+        build_engine(onnx_path, engine, ShapeProfile(), fp16=precision == "fp16",
                         timing_cache=cache_dir() / "engines" / "timing.cache")
     except Exception as exc:  # report and keep benchmarking the other backends
         print(f"  TensorRT {precision} build failed: {exc}")
@@ -173,8 +175,9 @@ def make_backends(net: nn.Module, meta: dict[str, Any], wanted: set[str] | None)
     if want("torch-cpu"):
         out["torch-cpu"] = (TorchBackend(copy.deepcopy(net), "cpu"), {"backend": "torch", "device": "cpu"})
     try:
-        from s2cv.backend_onnx import make_onnx
         import onnxruntime as ort
+
+        from s2cv.runtime.backend_onnx import make_onnx
 
         if want("onnxruntime-cpu"):
             out["onnxruntime-cpu"] = (make_onnx(net, meta, "cpu"), {"backend": "onnxruntime", "device": "cpu"})
@@ -183,14 +186,14 @@ def make_backends(net: nn.Module, meta: dict[str, Any], wanted: set[str] | None)
     except ImportError as exc:
         print(f"  onnxruntime skipped: {exc}")
     if want("opencv-cpu"):
-        from s2cv.backend_opencv import make_opencv
+        from s2cv.runtime.backend_opencv import make_opencv
 
         out["opencv-cpu"] = (make_opencv(net, meta, "cpu"), {"backend": "opencv", "device": "cpu"})
     if torch.cuda.is_available():
         if want("torch-cuda"):
             out["torch-cuda"] = (TorchBackend(copy.deepcopy(net), "cuda"), {"backend": "torch", "device": "cuda"})
         try:
-            from s2cv.backend_trt import ENGINE_ENV, make_tensorrt
+            from s2cv.runtime.backend_trt import ENGINE_ENV, make_tensorrt
 
             for precision in ("fp32", "fp16"):
                 name = f"tensorrt-{precision}"
@@ -341,8 +344,8 @@ def detect_vs_sift(net: nn.Module, meta: dict[str, Any], backends: dict[str, tup
 def graph_runtimes(meta: dict[str, Any], images: dict[tuple[int, int], np.ndarray], min_time: float,
                    max_reps: int) -> None:
     """onnxruntime and cv2.dnn on the checkpoint's shipped graph, timed in alternation: the ratio
-    ``backend="auto"``'s CPU order (s2cv.backends.AUTO_CPU_GRAPH_ORDER) is chosen by."""
-    from s2cv.backends import AUTO_CPU_GRAPH_ORDER
+    ``backend="auto"``'s CPU order (s2cv.runtime.backends.AUTO_CPU_GRAPH_ORDER) is chosen by."""
+    from s2cv.runtime.backends import AUTO_CPU_GRAPH_ORDER
 
     print("\n== graph runtimes head to head: detectAndCompute on the shipped graph, in alternation ==")
     print(f"{'size':>9} {'onnxruntime ms':>15} {'opencv ms':>10} {'opencv speed-up':>16}  auto runs")

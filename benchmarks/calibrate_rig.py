@@ -2,7 +2,7 @@
 from N frame pairs, against ``s2cv register`` on single pairs.
 
 The rig is built from held-out frames: RoadScene's validation pairs (every tenth aligned pair of
-the training split, ``s2cv.data.list_pairs(..., "val")``; no test pair), each centre-cropped to
+the training split, ``s2cv.evaluation.datasets.list_pairs(..., "val")``; no test pair), each centre-cropped to
 3:2 and resized to 540x360 (one frame size, as a rig has), every thermal frame then moved by
 the same known homography ``RIG``. Both commands run through their CLI entry points on the
 rig's folders; the corner error is the benchmark's (mean distance of the visible frame's four
@@ -24,10 +24,11 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from s2cv import calibrate as cal
-from s2cv import register as reg
-from s2cv.data import list_pairs
-from s2cv.metrics import corner_error
+from s2cv import calibrate as calibrate_cli
+from s2cv import register as register_cli
+from s2cv.evaluation.datasets import list_pairs
+from s2cv.runtime import register as reg
+from s2cv.runtime.geometry import corner_error
 
 # The rig's homography, visible -> thermal (the benchmark's direction): a few degrees of
 # rotation, 3-4 % scale, 10-12 px shift and a mild perspective, like RoadScene's benchmark warps.
@@ -78,7 +79,7 @@ def _error(H_file: Path) -> float:
 
 def _register(rig: Path, name: str, out: Path, model: str, refine: bool) -> tuple[float, float]:
     """``s2cv register`` on one frame pair: (corner error, ms without model loading)."""
-    reg.main([str(rig / "vis" / f"{name}.png"), str(rig / "ir" / f"{name}.png"), "-o", str(out), "--model", model,
+    register_cli.main([str(rig / "vis" / f"{name}.png"), str(rig / "ir" / f"{name}.png"), "-o", str(out), "--model", model,
               *(["--refine"] if refine else [])])
     t = json.loads((out / "summary.json").read_text())["timings_ms"]
     return _error(out / "H.txt"), t["total"] - t.get("load", 0.0)
@@ -87,7 +88,7 @@ def _register(rig: Path, name: str, out: Path, model: str, refine: bool) -> tupl
 def _calibrate(rig: Path, names: list[str], out: Path, model: str, refine: bool) -> tuple[float, float]:
     """``s2cv calibrate`` on the folders of a subset: (corner error, ms per frame pair)."""
     vis, ir = _subset(rig, names, out / "frames")
-    cal.main([str(vis), str(ir), "-o", str(out), "--model", model, *(["--refine"] if refine else [])])
+    calibrate_cli.main([str(vis), str(ir), "-o", str(out), "--model", model, *(["--refine"] if refine else [])])
     return _error(out / "H.txt"), json.loads((out / "summary.json").read_text())["ms_per_frame"]
 
 

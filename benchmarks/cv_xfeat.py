@@ -24,9 +24,9 @@ import cv2
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import s2cv  # noqa: E402
-from s2cv.export import main as export_main  # noqa: E402
-from s2cv.metrics import match_errors, mutual_nn_matches  # noqa: E402
-from s2cv.register import SAMPLES, register, sample_corner_error, sample_ground_truth  # noqa: E402
+from s2cv.export import main as export_main
+from s2cv.runtime.geometry import match_errors, mutual_nn_matches
+from s2cv.runtime.register import SAMPLES, register, sample_corner_error, sample_ground_truth
 
 
 def median_ms(fn, reps: int = 5) -> float:

@@ -1,7 +1,7 @@
 """Hard-geometry variants of benchmark pairs: what users' rigs add to the near-identity test sets.
 
 Each pair's infrared/NIR image is moved once more by a random homography of the ``hard`` range
-(s2cv.augment.GEOMETRIES: rotation up to ±30°, scale 0.7-1.3 log-uniform, perspective up to 0.2,
+(s2cv.training.augment.GEOMETRIES: rotation up to ±30°, scale 0.7-1.3 log-uniform, perspective up to 0.2,
 about the image centre; a fixed seed, so every run builds the same set), and the ground truth is
 composed with it. The result is a folder in the ``pairs`` layout of ``s2cv.evaluate``:
 
@@ -21,12 +21,13 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
-from s2cv.augment import GEOMETRIES, random_homography
-from s2cv.evaluate import LOADERS, read_image
+from s2cv.evaluation.datasets import load_benchmark
+from s2cv.runtime.image import read_image
+from s2cv.training.augment import GEOMETRIES, random_homography
 
 
 def build(dataset: str, data: Path, out: Path, seed: int = 0) -> int:
-    pairs = LOADERS[dataset](data)
+    pairs = load_benchmark(dataset, data)
     out.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)
     truth = {}

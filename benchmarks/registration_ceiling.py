@@ -6,7 +6,7 @@ does) and compares two fits with the ground truth (GT), and the methods' fits wi
 * protocol: ``s2cv.evaluate``'s fit (USAC/MAGSAC on all matches, 3 px);
 * oracle: least squares on only the matches within 3 px of the GT. It agrees with the GT by
   construction, so it shows whether enough correct matches *exist*, not that the GT is right;
-* refined GT (s2cv methods): ``s2cv.refine`` started *from the GT*. The dense descriptor maps'
+* refined GT (s2cv methods): ``s2cv.runtime.refine`` started *from the GT*. The dense descriptor maps'
   own optimum; when it moves more than t px away, the maps agree better with another homography
   than with the GT (the images' content, parallax or the GT itself disagree with it);
 * with two or more methods, whether their protocol fits agree with *each other*. Two independent
@@ -30,17 +30,20 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
-from s2cv.evaluate import LOADERS, _detect, _norm_of, create_method, read_image
-from s2cv.feature2d import S2NetFeature2D
-from s2cv.metrics import corner_error, estimate_homography, mutual_nn_matches, warp_points
-from s2cv.refine import RefineParams, refine_homography
+from s2cv.evaluation.benchmark import norm_of, timed_detect
+from s2cv.evaluation.datasets import BENCHMARK_LAYOUTS, load_benchmark
+from s2cv.evaluation.methods import create_method
+from s2cv.runtime.feature2d import S2NetFeature2D
+from s2cv.runtime.geometry import corner_error, estimate_homography, mutual_nn_matches, warp_points
+from s2cv.runtime.image import read_image
+from s2cv.runtime.refine import RefineParams, refine_homography
 
 MIN_MATCHES = 8  # least squares on fewer points is too unstable to call an oracle
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--dataset", choices=sorted(LOADERS), required=True)
+    p.add_argument("--dataset", choices=BENCHMARK_LAYOUTS, required=True)
     p.add_argument("--data", required=True)
     p.add_argument("--methods", default="s2net,sift")
     p.add_argument("--k", type=int, default=4096)
@@ -49,7 +52,7 @@ def main() -> None:
     p.add_argument("--pairs", help="comma-separated pair names: only these, each reported")
     args = p.parse_args()
     thresholds = [float(x) for x in args.thresholds.split(",")]
-    pairs = LOADERS[args.dataset](args.data)
+    pairs = load_benchmark(args.dataset, args.data)
     if args.pairs:
         wanted = args.pairs.split(",")
         unknown = sorted(set(wanted) - {pair.name for pair in pairs})
@@ -68,9 +71,9 @@ def main() -> None:
         shapes.append(a.shape)
         for method, det in detectors.items():
             s2net = isinstance(det, S2NetFeature2D)
-            pa, da, _, maps_a = _detect(det, a, s2net)
-            pb, db, _, maps_b = _detect(det, b, s2net)
-            idx = mutual_nn_matches(da, db, _norm_of(det))
+            pa, da, _, maps_a = timed_detect(det, a, s2net)
+            pb, db, _, maps_b = timed_detect(det, b, s2net)
+            idx = mutual_nn_matches(da, db, norm_of(det))
             ma, mb = pa[idx[:, 0]], pb[idx[:, 1]]
             H = estimate_homography(ma, mb)
             ok = np.linalg.norm(warp_points(ma, pair.H) - mb, axis=1) <= 3.0

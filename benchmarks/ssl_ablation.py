@@ -16,8 +16,9 @@ import argparse
 import json
 from pathlib import Path
 
-from s2cv.evaluate import LOADERS, evaluate
-from s2cv.metrics import aggregate
+from s2cv.evaluation.benchmark import evaluate
+from s2cv.evaluation.datasets import load_benchmark
+from s2cv.evaluation.metrics import aggregate
 
 KS = (1024, 2048, 4096)
 
@@ -35,7 +36,7 @@ def main() -> None:
         raise SystemExit(f"no RUNS/lambda*/last.pt under {args.runs}")
     rows: dict[str, dict[str, dict[str, float]]] = {}
     for dataset, root in (("roadscene", args.roadscene), ("visnir", args.visnir)):
-        pairs = LOADERS[dataset](root)
+        pairs = load_benchmark(dataset, root)
         if dataset == "visnir":
             pairs = pairs[:: args.visnir_every]
         for ckpt in runs:

@@ -13,7 +13,8 @@ import statistics
 import tempfile
 from pathlib import Path
 
-from s2cv.train import DEFAULT_BATCH, DEFAULT_CROP, main as train_main
+from s2cv.train import main as train_main
+from s2cv.training.loop import DEFAULT_BATCH, DEFAULT_CROP
 
 
 def main() -> None:

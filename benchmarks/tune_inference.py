@@ -27,16 +27,15 @@ import numpy as np
 from torch import nn
 from tqdm import tqdm
 
-from s2cv.augment import GEOMETRIES
-from s2cv.feature2d import S2NetFeature2D
-from s2cv.image import to_gray_float
-from s2cv.metrics import corner_error
+from s2cv.models.checkpoint import load_model
 from s2cv.models.common import KEYPOINT_SCORES
-from s2cv.refine import RefineParams, refine_homography
-from s2cv.register import register_features
-from s2cv.train import validation_metrics, validation_set
-from s2cv.zoo import load_model
-
+from s2cv.runtime.feature2d import S2NetFeature2D
+from s2cv.runtime.geometry import corner_error
+from s2cv.runtime.image import to_gray_float
+from s2cv.runtime.refine import RefineParams, refine_homography
+from s2cv.runtime.register import register_features
+from s2cv.training.augment import GEOMETRIES
+from s2cv.training.loop import validation_metrics, validation_set
 
 KNOBS = ("ranking", "nms", "ransac", "ratio", "multiscale", "contrast", "estimator", "refine")
 CONTRAST_FLOORS = tuple(v / 255 for v in (0, 1, 2, 3, 4, 6))   # grey-level standard deviations

@@ -9,8 +9,8 @@ The runtime (this import, ``S2Net_create`` on the shipped graphs, ``s2cv registe
 OpenCV and onnxruntime only and never imports torch; training, export, evaluation and the torch
 backend need the ``[train]`` extra (``pip install "s2cv[train]"``).
 """
-from .feature2d import DetectorParams, S2Net_create, S2NetFeature2D
-from .zoo import available_models
+from s2cv.runtime.feature2d import DetectorParams, S2Net_create, S2NetFeature2D
+from s2cv.runtime.zoo import available_models
 
 __version__ = "0.1.0"
 __all__ = ["S2Net_create", "S2NetFeature2D", "DetectorParams", "available_models", "__version__"]

@@ -61,7 +61,7 @@ def info() -> int:
     import numpy
 
     import s2cv
-    from s2cv.backends import BACKENDS
+    from s2cv.runtime.backends import BACKENDS
 
     print(f"s2cv {s2cv.__version__}  (python {sys.version.split()[0]}, opencv {cv2.__version__}, "
           f"numpy {numpy.__version__}, onnxruntime {_version('onnxruntime')}, torch {_version('torch')})")
@@ -76,7 +76,7 @@ def info() -> int:
             state += ': pip install "s2cv[train]"'
         print(f"backend {name:<12} {state}")
     if "default" in s2cv.available_models():
-        from s2cv.backends import no_nvidia_driver
+        from s2cv.runtime.backends import no_nvidia_driver
 
         # Without an NVIDIA driver device='auto' is the CPU; with one, finding out needs torch.
         call = "S2Net_create()" if no_nvidia_driver() else "S2Net_create(device='cpu')"
@@ -125,13 +125,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         entry = _load(command)
     except ModuleNotFoundError as exc:
-        from s2cv.extras import TRAIN_MODULES, missing_train_extra
+        from s2cv.runtime.extras import TRAIN_MODULES, missing_train_extra
 
         if (exc.name or "").split(".")[0] in TRAIN_MODULES:
             exc = missing_train_extra(exc, f"s2cv {command}")
         print(f"s2cv {command}: error: {exc}", file=sys.stderr)
         return 2
-    except ImportError as exc:  # a module that says which extra it needs (s2cv.extras)
+    except ImportError as exc:  # a module that says which extra it needs (s2cv.runtime.extras)
         print(f"s2cv {command}: error: {exc}", file=sys.stderr)
         return 2
     if entry is None:

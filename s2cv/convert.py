@@ -6,21 +6,10 @@ The result loads like any s2cv model (``S2Net_create(model=OUT)``, ``s2cv train 
 from __future__ import annotations
 
 import argparse
-import hashlib
 from pathlib import Path
 from typing import Sequence
 
-from .models.xfeat import load_released
-from .zoo import save_checkpoint
-
-
-def convert_xfeat(src: str | Path, out: str | Path) -> Path:
-    net = load_released(src)
-    digest = hashlib.sha256(Path(src).read_bytes()).hexdigest()
-    meta = {"source": "XFeat released weights (Potje et al., CVPR 2024; verlab/accelerated_features), "
-                      "Apache-2.0; trained on visible images only", "source_sha256": digest}
-    save_checkpoint(out, net, "xfeat", meta)
-    return Path(out)
+from s2cv.models.xfeat import convert_released
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -30,7 +19,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = p.parse_args(argv)
     if not args.src.is_file():
         p.error(f"{args.src} not found")
-    print(f"wrote {convert_xfeat(args.src, args.out)}")
+    print(f"wrote {convert_released(args.src, args.out)}")
     return 0
 
 

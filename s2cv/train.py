@@ -1,68 +1,36 @@
-"""``python -m s2cv.train``: S2-Net training (supervised cross-modal + self-supervised branches).
+"""``python -m s2cv.train`` / ``s2cv train``: train a network with S2-Net (``s2cv.training.loop``).
 
-Each step draws a batch of aligned crops; the supervised branch sees (vis, augmented ir) with
-their known correspondence U, and, when λ > 0, each modality is also paired with its own
-random S2 transform T(I). One forward pass over all images, then
-L = L_SL + λ (L_SSL_vis + L_SSL_ir). Checkpoints are plain dicts loadable with
-``S2Net_create(model=PATH)``; ``best.pt`` is chosen on held-out training pairs, never on test data.
-Multi-process: ``torchrun --nproc_per_node N -m s2cv.train ...`` (gloo on CPU, nccl on GPU).
+Checkpoints are plain dicts loadable with ``S2Net_create(model=PATH)``; ``best.pt`` is chosen on
+held-out training pairs, never on test data. Multi-process: ``torchrun --nproc_per_node N -m
+s2cv.train ...`` (gloo on CPU, nccl on GPU).
 """
 from __future__ import annotations
 
 import argparse
-import csv
-import json
 import math
 import os
-import time
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Sequence
 
-from .extras import require_train_extra
+from s2cv.evaluation.datasets import TRAINING_LAYOUTS
+from s2cv.models import ARCHITECTURES
+from s2cv.training.augment import GEOMETRIES
+from s2cv.training.loop import (
+    DEFAULT_BATCH,
+    DEFAULT_CROP,
+    DEFAULT_GEOMETRY,
+    DEFAULT_SSL_WEIGHT,
+    DEFAULT_WEIGHT_DECAY,
+    train,
+)
 
-require_train_extra("s2cv train")  # a torch-free install is told which extra to add
-
-import cv2
-import numpy as np
-import torch
-import torch.distributed as dist
-from torch.utils.data import DataLoader, Sampler
-from tqdm import tqdm
-
-from .augment import GEOMETRIES, GeometricParams, random_homography, warp
-from .data import LAYOUTS, S2PairDataset, list_images, list_pairs, read_gray
-from .losses import S2Loss
-from .metrics import score_pair
-from .models import ARCHITECTURES, build_model
-from .viz import plot_training
-from .zoo import load_model, read_checkpoint, save_checkpoint
-
-DEFAULT_SSL_WEIGHT = {"fast": 0.4, "r2d2": 0.4, "d2net": 0.8, "xfeat": 0.4}
-DEFAULT_WEIGHT_DECAY = {"fast": 5e-4, "r2d2": 5e-4, "d2net": 1e-5, "xfeat": 1e-5}
-DEFAULT_CROP = {"fast": 192, "r2d2": 192, "d2net": 256, "xfeat": 256}
-DEFAULT_BATCH = {"fast": 2, "r2d2": 2, "d2net": 1, "xfeat": 2}
-DEFAULT_GEOMETRY = {"fast": "paper", "r2d2": "paper", "d2net": "paper", "xfeat": "wide"}
-BRANCHES = (("sl", "sl"), ("ssl_vis", "vis"), ("ssl_ir", "ir"))
-
-
-class StreamSampler(Sampler[int]):
-    """Endless item indices, strided over ranks; restarting at ``start`` makes resume exact."""
-
-    def __init__(self, start: int, rank: int, world: int) -> None:
-        self.start, self.rank, self.world = start, rank, world
-
-    def __iter__(self) -> Iterator[int]:
-        i = self.start * self.world + self.rank
-        while True:
-            yield i
-            i += self.world
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="s2cv train", description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--arch", choices=sorted(ARCHITECTURES), default="fast")
-    p.add_argument("--dataset", choices=sorted(LAYOUTS), default="roadscene",
+    p.add_argument("--dataset", choices=TRAINING_LAYOUTS, default="roadscene",
                    help="layout of --data folders given without a KIND= prefix")
     p.add_argument("--data", action="append", required=True, metavar="[KIND=]PATH",
                    help="training data folder; repeat to train on several sets, e.g. "
@@ -131,217 +99,6 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     if args.width is not None and (a != "fast" or args.width < 1):
         p.error("--width takes a positive channel count, for --arch fast")
     return args
-
-
-def data_sources(args: argparse.Namespace) -> list[tuple[str, Path]]:
-    sources = []
-    for item in args.data:
-        kind, sep, path = item.partition("=")
-        sources.append((kind, Path(path)) if sep and kind in LAYOUTS else (args.dataset, Path(item)))
-    return sources
-
-
-def unpaired_frames(args: argparse.Namespace) -> dict[str, list[Path]]:
-    frames: dict[str, list[Path]] = {}
-    for item in args.ssl_data:
-        kind, _, path = item.partition("=")
-        frames.setdefault(kind, []).extend(list_images(path))
-    return frames
-
-
-def validation_set(sources: list[tuple[str, Path]], n: int, seed: int,
-                   geometry: GeometricParams = GeometricParams()) -> list[tuple[str, np.ndarray, np.ndarray, np.ndarray]]:
-    """Held-out aligned pairs with a fixed random homography (of ``geometry``'s range) applied to the second image."""
-    items = []
-    rng = np.random.default_rng(seed + 12345)
-    for kind, root in sources:
-        for pair in list_pairs(kind, root, "val")[:n]:
-            a, b = read_gray(pair.path_a), read_gray(pair.path_b)
-            scale = min(1.0, 640 / max(a.shape))
-            if scale < 1:
-                size = (round(a.shape[1] * scale), round(a.shape[0] * scale))
-                a, b = (cv2.resize(x, size) for x in (a, b))
-            H = random_homography(b.shape, rng, geometry)
-            b, _ = warp(b, H)
-            items.append((f"{kind}/{pair.name}", a, b, H))
-    return items
-
-
-@torch.no_grad()
-def validate(net: torch.nn.Module, items: list, device: str, k: int = 1024, hard_items: list | None = None,
-             **params: Any) -> dict[str, float]:
-    """Matching quality of the real inference path (S2NetFeature2D, detector ``params``) on
-    held-out pairs, and on their hard-geometry variants (``val_hard_*``) when given.
-    ``net`` is not modified: the torch backend runs its own inference copy."""
-    from .feature2d import S2NetFeature2D
-
-    det = S2NetFeature2D(net, backend="torch", device=device, nfeatures=k, **params)
-    out = {}
-    for prefix, group in (("val", items), ("val_hard", hard_items or [])):
-        if group:
-            feats = [(det.detectAndCompute(a, None), det.detectAndCompute(b, None)) for _, a, b, _ in group]
-            out.update(validation_metrics(group, feats, prefix))
-    return out
-
-
-def validation_metrics(items: list, features: list, prefix: str = "val") -> dict[str, float]:
-    """NCM, CMR, NC and shares registered within 5 and 10 px from ((kp_a, desc_a), (kp_b, desc_b)) per item."""
-    res = []
-    for (_, a, b, H), ((ka, da), (kb, db)) in zip(items, features, strict=True):
-        pa = np.array([p.pt for p in ka]).reshape(-1, 2)
-        pb = np.array([p.pt for p in kb]).reshape(-1, 2)
-        res.append(score_pair(pa, da, pb, db, H, a.shape, b.shape, 3.0))
-    errors = np.array([r.corner_error for r in res])
-    return {f"{prefix}_ncm": float(np.mean([r.ncm for r in res])), f"{prefix}_cmr": float(np.mean([r.cmr for r in res])),
-            f"{prefix}_reg5": float(np.mean(errors <= 5)), f"{prefix}_reg10": float(np.mean(errors <= 10)),
-            f"{prefix}_nc": float(np.mean([r.nc for r in res]))}
-
-
-def learning_rate(step: int, steps: int, lr: float, lr_final: float | None) -> float:
-    """Cosine decay as a pure function of the step, so a resumed run continues the same curve."""
-    if lr_final is None:
-        return lr
-    return lr_final + (lr - lr_final) * 0.5 * (1 + math.cos(math.pi * min(step, steps) / steps))
-
-
-def split_outputs(out: dict[str, torch.Tensor], n: int) -> list[dict[str, torch.Tensor]]:
-    chunks = {k: v.chunk(n) for k, v in out.items()}
-    return [{k: v[i] for k, v in chunks.items()} for i in range(n)]
-
-
-def train(args: argparse.Namespace) -> Path:
-    rank, world = int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
-    if args.device == "auto":
-        args.device = f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}" if torch.cuda.is_available() else "cpu"
-    device = torch.device(args.device)
-    if world > 1:
-        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    torch.manual_seed(args.seed + rank)
-    main = rank == 0
-    out: Path = args.out
-    out.mkdir(parents=True, exist_ok=True)
-
-    sources = data_sources(args)
-    groups = [list_pairs(kind, root, "train") for kind, root in sources]
-    n_pairs = sum(len(g) for g in groups)
-    steps = args.steps or math.ceil((args.epochs or 25) * n_pairs / (args.batch_size * world))
-    dataset = S2PairDataset(groups, crop=args.crop, seed=args.seed, geometry=GEOMETRIES[args.geometry],
-                            unpaired=unpaired_frames(args))
-
-    if args.init:  # the checkpoint's own conf (ranking map, width), widened on request
-        net, init_meta = load_model(args.init)
-        if init_meta["arch"] != args.arch:
-            raise ValueError(f"--init {args.init} is a {init_meta['arch']} model, not --arch {args.arch}")
-        if args.width is not None and args.width != net.conf["width"]:
-            net = net.widened(args.width, seed=args.seed)
-    else:
-        net = build_model(args.arch, **({} if args.width is None else {"width": args.width}))
-        if args.pretrained:
-            from .models.d2net import load_vgg16
-            load_vgg16(net, args.pretrained)
-    net = net.to(device)
-    teacher = None
-    if args.keypoint_teacher:   # frozen: its targets must not drift with the student
-        teacher, teacher_meta = load_model(args.keypoint_teacher)
-        if teacher_meta["arch"] != "xfeat":
-            raise ValueError(f"--keypoint-teacher {args.keypoint_teacher} is a {teacher_meta['arch']} model, not xfeat")
-        teacher = teacher.to(device).eval().requires_grad_(False)
-    criterion = S2Loss(net.loss, args.ssl_weight, args.neg_radius).to(device)
-    optimizer = torch.optim.Adam(net.parameters(), lr=args.lr, weight_decay=args.weight_decay)
-    start, best, elapsed = 0, -1.0, 0.0
-    last = out / "last.pt"
-    if args.resume and last.is_file():
-        ckpt = read_checkpoint(last)
-        if ckpt["arch"] != args.arch:
-            raise ValueError(f"{last} was trained with --arch {ckpt['arch']}, not {args.arch}")
-        net.load_state_dict(ckpt["state_dict"])
-        optimizer.load_state_dict(ckpt["optimizer"])
-        start, best = int(ckpt["step"]), float(ckpt["meta"].get("best_val_ncm", -1.0))
-        elapsed = float(ckpt["meta"].get("train_seconds", 0.0))
-        if main:
-            print(f"resuming from {last} at step {start}")
-    model = torch.nn.parallel.DistributedDataParallel(net) if world > 1 else net
-    loader = DataLoader(dataset, batch_size=args.batch_size, sampler=StreamSampler(start * args.batch_size, rank, world),
-                        num_workers=args.workers)
-    val_items = validation_set(sources, args.val_pairs, args.seed) if main else []
-    hard_items = validation_set(sources, args.val_pairs, args.seed, GEOMETRIES["hard"]) if main else []
-    branches = BRANCHES if args.ssl_weight > 0 else BRANCHES[:1]
-    meta = {"arch": args.arch, "ssl_weight": args.ssl_weight, "data": [f"{k}={p.name}" for k, p in sources],
-            "crop": args.crop, "batch_size": args.batch_size * world, "lr": args.lr,
-            "lr_final": args.lr_final, "init": args.init, "geometry": args.geometry,
-            "ssl_data": args.ssl_data, "keypoint_teacher": args.keypoint_teacher,
-            "weight_decay": args.weight_decay, "seed": args.seed, "neg_radius": args.neg_radius}
-    if main:
-        (out / "config.json").write_text(json.dumps({**vars(args), "out": str(out), "data": args.data,
-                                                     "pretrained": str(args.pretrained), "steps": steps}, indent=2))
-        print(f"training {args.arch} for {steps} steps on {n_pairs} pairs ({', '.join(meta['data'])}), "
-              f"λ={args.ssl_weight}, batch {args.batch_size}x{world}, crop {args.crop}, device {device}")
-    log_file = open(out / "train_log.csv", "a", newline="") if main else None
-    writer: csv.DictWriter | None = None
-    bar = tqdm(total=steps, initial=start, disable=not main, desc=f"train {args.arch}", dynamic_ncols=True)
-    net.train()
-    batches = iter(loader)
-    for step in range(start + 1, steps + 1):
-        t0 = time.perf_counter()
-        lr = learning_rate(step - 1, steps, args.lr, args.lr_final)
-        for group in optimizer.param_groups:
-            group["lr"] = lr
-        batch = {k: v.to(device) for k, v in next(batches).items()}
-        images = torch.cat([batch[f"{key}_{side}"] for _, key in branches for side in "ab"])
-        maps = model(images)
-        if teacher is not None:
-            with torch.no_grad():
-                maps["teacher_logits"] = teacher.keypoint_logits(images)
-        outputs = split_outputs(maps, 2 * len(branches))
-        ones = torch.ones_like(batch["sl_a"])
-        parts = {name: (outputs[2 * i], outputs[2 * i + 1], batch[f"{key}_U"], ones, batch[f"{key}_valid_b"])
-                 for i, (name, key) in enumerate(branches)}
-        loss, log = criterion(parts, net.stride)
-        if not torch.isfinite(loss):
-            raise FloatingPointError(f"non-finite loss at step {step}: {log}")
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        dt = time.perf_counter() - t0
-        elapsed += dt
-        if not main:
-            continue
-        row = {"step": step, **{k: round(v, 5) for k, v in log.items()}, "lr": f"{lr:.3g}", "sec_per_step": round(dt, 3)}
-        if writer is None:
-            # A resumed run keeps the columns its log already has (λ or the schedule may differ).
-            header = ""
-            if log_file.tell():
-                with open(out / "train_log.csv") as f:
-                    header = f.readline().rstrip("\n")
-            writer = csv.DictWriter(log_file, fieldnames=header.split(",") if header else list(row),
-                                    extrasaction="ignore", restval="")
-            if not header:
-                writer.writeheader()
-        writer.writerow(row)
-        bar.update(1)
-        bar.set_postfix({k: f"{v:.3f}" for k, v in log.items() if "/" not in k} | {"s/it": f"{dt:.2f}"})
-        if step % args.val_every == 0 or step == steps:
-            val = validate(net, val_items, str(device), hard_items=hard_items)
-            log_file.flush()
-            with open(out / "val_log.jsonl", "a") as f:
-                f.write(json.dumps({"step": step, **val}) + "\n")
-            improved = val["val_ncm"] > best
-            best = max(best, val["val_ncm"])
-            info = {**meta, "step": step, "best_val_ncm": best, "train_seconds": round(elapsed, 1), **val}
-            save_checkpoint(last, net, args.arch, info, optimizer=optimizer.state_dict(), step=step)
-            if improved:
-                save_checkpoint(out / "best.pt", net, args.arch, info, step=step)
-            plot_training(out)
-            bar.write(f"step {step}: " + ", ".join(f"{k}={v:.3f}" for k, v in val.items())
-                      + (" (best)" if improved else "") + f"; curves in {out / 'training.png'}")
-    bar.close()
-    if log_file:
-        log_file.close()
-    if world > 1:
-        dist.destroy_process_group()
-    return out / "best.pt"
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -3,8 +3,15 @@ import cv2
 import numpy as np
 import pytest
 
-from s2cv.augment import (GeometricParams, PhotometricParams, pair_augment, photometric, random_homography,
-                          s2_transform, warp)
+from s2cv.training.augment import (
+    GeometricParams,
+    PhotometricParams,
+    pair_augment,
+    photometric,
+    random_homography,
+    s2_transform,
+    warp,
+)
 
 
 def textured(h: int = 160, w: int = 200, seed: int = 0) -> np.ndarray:

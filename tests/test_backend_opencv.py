@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 
 import s2cv
-from s2cv.backend_opencv import OpenCVBackend
-from s2cv.register import SAMPLES
+from s2cv.runtime.backend_opencv import OpenCVBackend
+from s2cv.runtime.register import SAMPLES
 
 
 def parity(a: s2cv.S2NetFeature2D, b: s2cv.S2NetFeature2D, image: np.ndarray) -> tuple[float, float, int]:

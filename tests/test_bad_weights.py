@@ -9,13 +9,13 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-import s2cv  # noqa: E402
-from s2cv import export  # noqa: E402
-from s2cv.models import build_model  # noqa: E402
-from s2cv.train import main as train_main  # noqa: E402
-from s2cv.zoo import load_model, read_checkpoint, save_checkpoint  # noqa: E402
-
 from _images import textured_image  # noqa: E402
+
+import s2cv  # noqa: E402
+from s2cv import export as export_cli
+from s2cv.models import build_model
+from s2cv.models.checkpoint import load_model, read_checkpoint, save_checkpoint
+from s2cv.train import main as train_main
 
 
 @pytest.fixture(scope="module")
@@ -74,6 +74,6 @@ def test_train_init_and_resume(bad_files, tmp_path):
 
 def test_export_cli(bad_files, tmp_path, capsys):
     path = bad_files["garbage"]
-    assert export.main([str(path), "-o", str(tmp_path / "x.onnx"), "-q"]) == 2
+    assert export_cli.main([str(path), "-o", str(tmp_path / "x.onnx"), "-q"]) == 2
     assert f"cannot read s2cv checkpoint {path}" in capsys.readouterr().err
     assert not (tmp_path / "x.onnx").exists()

@@ -1,4 +1,4 @@
-"""s2cv.calibrate (one homography for a rig from many frame pairs), s2cv.video (paired frame
+"""s2cv.calibrate (one homography for a rig from many frame pairs), s2cv.runtime.video (paired frame
 sources, the registered video) and refine_homography_pairs.
 
 Accuracy is checked with SIFT on a synthetic same-modality rig (exact), and with the shipped
@@ -13,16 +13,16 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from _images import textured_image
 
 import s2cv
-from s2cv import calibrate as cal
-from s2cv import register as reg
-from s2cv import verdict, video
 from s2cv.__main__ import main as cli_main
-from s2cv.image import to_gray_float
-from s2cv.metrics import corner_error
-from s2cv.refine import RefineParams, refine_homography, refine_homography_pairs
-from _images import textured_image
+from s2cv.runtime import calibrate as cal
+from s2cv.runtime import register as reg
+from s2cv.runtime import verdict, video
+from s2cv.runtime.geometry import corner_error
+from s2cv.runtime.image import to_gray_float
+from s2cv.runtime.refine import RefineParams, refine_homography, refine_homography_pairs
 
 # The simulated rig, visible -> IR (the benchmark's direction); calibrate returns its inverse.
 RIG = np.array([[0.98, 0.04, -6.0], [-0.03, 0.97, 5.0], [5e-5, -4e-5, 1.0]])

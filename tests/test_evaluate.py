@@ -5,18 +5,17 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-
-from s2cv import viz
-from s2cv.evaluate import (
-    create_method,
-    evaluate,
-    load_pairs,
-    main,
-    markdown_table,
-    read_image,
-)
-from s2cv.metrics import aggregate
 from _images import textured_image
+
+from s2cv.evaluate import main
+from s2cv.evaluation import plots
+from s2cv.evaluation.benchmark import evaluate
+from s2cv.evaluation.datasets import load_pairs
+from s2cv.evaluation.methods import create_method
+from s2cv.evaluation.metrics import aggregate
+from s2cv.evaluation.report import markdown_table
+from s2cv.runtime import viz
+from s2cv.runtime.image import read_image
 
 H_TRUE = np.array([[0.98, -0.12, 18.0], [0.11, 0.97, -6.0], [1e-5, -2e-5, 1.0]])
 
@@ -172,13 +171,13 @@ def test_overlay_checkerboard():
 
 
 def test_plot_mma_writes_png(tmp_path: Path):
-    viz.plot_mma({"x": [0.1 * i for i in range(1, 11)]}, tmp_path / "mma.png")
+    plots.plot_mma({"x": [0.1 * i for i in range(1, 11)]}, tmp_path / "mma.png")
     assert cv2.imread(str(tmp_path / "mma.png")) is not None
 
 
 def test_scene_summary_groups_pairs_by_name_prefix():
-    from s2cv.evaluate import SCENE_COLUMNS, scene_summary
-    from s2cv.metrics import PairResult
+    from s2cv.evaluation.metrics import PairResult
+    from s2cv.evaluation.report import SCENE_COLUMNS, scene_summary
 
     def pair(name: str, ncm: int, err: float) -> PairResult:
         return PairResult(name, "m", 1024, 100, 100, 50, 60, ncm, ncm / 50, [0.0] * 10, err)

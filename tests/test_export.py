@@ -18,11 +18,16 @@ onnx = pytest.importorskip("onnx")
 ort = pytest.importorskip("onnxruntime")
 
 import s2cv  # noqa: E402
-from s2cv import export as ex  # noqa: E402
-from s2cv.backend_onnx import OnnxRuntimeBackend, make_onnx, onnx_model_meta, prebuilt_onnx  # noqa: E402
-from s2cv.backends import make_backend  # noqa: E402
-from s2cv.models import build_model  # noqa: E402
-from s2cv.zoo import ZOO, WEIGHTS_DIR, load_model, save_checkpoint  # noqa: E402
+from s2cv import export as export_cli
+from s2cv.deploy import export as ex
+from s2cv.models import build_model
+from s2cv.models.checkpoint import load_model, save_checkpoint
+from s2cv.runtime import graph
+from s2cv.runtime.backend_onnx import OnnxRuntimeBackend, make_onnx
+from s2cv.runtime.backends import make_backend
+from s2cv.runtime.graph import onnx_model_meta, prebuilt_onnx
+from s2cv.runtime.image import synthetic_image
+from s2cv.runtime.zoo import WEIGHTS_DIR, ZOO
 
 SIZES = ((64, 96), (96, 128))  # small: CI runs on 2 cores
 
@@ -67,7 +72,7 @@ def test_export_is_valid_onnx_with_metadata(net, exported):
     assert json.loads(props["s2cv.conf"]) == net.conf
     assert "s2cv.source_sha256" in props
     assert props["s2cv.weights_sha256"] == ex.weights_sha256(net)
-    meta = ex.read_onnx_metadata(path)
+    meta = graph.read_onnx_metadata(path)
     assert (meta["stride"], meta["pad_multiple"], meta["descriptor_dim"], meta["precision"]) == (4, 8, 128, "fp32")
     assert [c.passed for c in report.checks] == [True] * (1 + len(SIZES))
 
@@ -76,7 +81,7 @@ def test_export_is_valid_onnx_with_metadata(net, exported):
 def test_onnxruntime_matches_torch_batch2(net, exported, size):
     _, path = exported
     rng = np.random.default_rng(1)
-    img = ex.synthetic_image(*size, seed=3).astype(np.float32) / 255
+    img = synthetic_image(*size, seed=3).astype(np.float32) / 255
     batch = np.stack([img[None], rng.random((1, *size), dtype=np.float32)])
     session = ex.onnx_session(path)
     scores, desc = session.run(["scores", "descriptors"], {"image": batch})
@@ -118,7 +123,7 @@ def test_cli_stops_with_nonzero_exit_when_outputs_differ(net, tmp_path, monkeypa
 
     monkeypatch.setattr(ex, "_onnx_outputs", tampered)
     out = tmp_path / "bad.onnx"
-    code = ex.main([str(ckpt), "-o", str(out), "--sizes", "64x96", "-q"])
+    code = export_cli.main([str(ckpt), "-o", str(out), "--sizes", "64x96", "-q"])
     assert code != 0
     assert not out.exists(), "a graph that failed validation must not be written"
     err = capsys.readouterr().err
@@ -129,16 +134,16 @@ def test_cli_exports_a_checkpoint(net, tmp_path, capsys):
     ckpt = tmp_path / "net.pt"
     save_checkpoint(ckpt, net, "fast")
     out = tmp_path / "out" / "net.onnx"
-    assert ex.main([str(ckpt), "-o", str(out), "--sizes", "64x96,96x128", "-q"]) == 0
+    assert export_cli.main([str(ckpt), "-o", str(out), "--sizes", "64x96,96x128", "-q"]) == 0
     text = capsys.readouterr().out
     assert "desc cos min" in text and "wrote" in text
-    meta = ex.read_onnx_metadata(out)
-    assert meta["source_sha256"] == ex.file_sha256(ckpt)
+    meta = graph.read_onnx_metadata(out)
+    assert meta["source_sha256"] == graph.file_sha256(ckpt)
     assert meta["weights_sha256"] == ex.weights_sha256(net)
 
 
 def test_cli_reports_a_missing_model(tmp_path, capsys):
-    assert ex.main([str(tmp_path / "nope.pt"), "-o", str(tmp_path / "x.onnx"), "-q"]) == 2
+    assert export_cli.main([str(tmp_path / "nope.pt"), "-o", str(tmp_path / "x.onnx"), "-q"]) == 2
     assert "neither a zoo name" in capsys.readouterr().err
 
 
@@ -158,7 +163,7 @@ def test_mixed_fp16_graph_keeps_float32_io(net, exported):
     assert all(v.type.tensor_type.elem_type == onnx.TensorProto.FLOAT
                for v in list(model.graph.input) + list(model.graph.output))
     assert {p.key: p.value for p in model.metadata_props}["s2cv.precision"] == "fp16"
-    batch = ex.synthetic_image(64, 96)[None, None].astype(np.float32) / 255
+    batch = synthetic_image(64, 96)[None, None].astype(np.float32) / 255
     scores, desc = ex.onnx_session(model.SerializeToString()).run(None, {"image": batch})
     ref_scores, ref_desc = torch_maps(net, batch)
     assert np.abs(scores - ref_scores).max() < ex.FP16_TOLERANCE.scores_atol
@@ -194,8 +199,8 @@ def test_onnx_of_another_layout_says_what_was_expected(tmp_path, backend):
 
 
 def test_graph_reader_agrees_with_onnx_on_the_shipped_graphs():
-    """s2cv.graph walks the protobuf itself (no onnx package at run time): same metadata, names, shapes."""
-    from s2cv.graph import read_graph_info
+    """s2cv.runtime.graph walks the protobuf itself (no onnx package at run time): same metadata, names, shapes."""
+    from s2cv.runtime.graph import read_graph_info
 
     for path in sorted(WEIGHTS_DIR.glob("*.onnx")):
         model, info = onnx.load(str(path), load_external_data=False), read_graph_info(path)
@@ -232,7 +237,7 @@ def test_prebuilt_onnx_backend(net, exported):
     backend = make_backend("onnxruntime", None, onnx_model_meta(path), "cpu")
     assert isinstance(backend, OnnxRuntimeBackend) and backend.providers == ["CPUExecutionProvider"]
     assert (backend.stride, backend.pad_multiple, backend.descriptor_dim) == (4, 8, 128)
-    batch = ex.synthetic_image(64, 64)[None, None].astype(np.float32) / 255
+    batch = synthetic_image(64, 64)[None, None].astype(np.float32) / 255
     maps = backend(batch)
     ref_scores, ref_desc = torch_maps(net, batch)
     assert isinstance(maps.scores, np.ndarray) and maps.scores.shape == (1, 64, 64) and maps.stride == 4
@@ -253,7 +258,7 @@ def test_in_memory_net_is_exported_once_into_the_cache(tmp_path, monkeypatch):
     def no_export(*args, **kwargs):
         raise AssertionError("cached export should have been reused")
 
-    monkeypatch.setattr("s2cv.export.export_onnx", no_export)
+    monkeypatch.setattr("s2cv.deploy.export.export_onnx", no_export)
     assert make_onnx(net, {"arch": "S2Fast", "path": None}, "cpu").path == first.path
 
 
@@ -267,7 +272,7 @@ def test_cuda_device_without_cuda_provider_is_a_clear_error(exported):
 def test_onnxruntime_feature2d_matches_torch(tmp_path, monkeypatch):
     monkeypatch.setenv("S2CV_CACHE", str(tmp_path))
     net = fast_net(seed=2)
-    image = ex.synthetic_image(240, 320, seed=7)
+    image = synthetic_image(240, 320, seed=7)
     ref = s2cv.S2NetFeature2D(net, backend="torch", device="cpu", nfeatures=800)
     det = s2cv.S2NetFeature2D(net, backend="onnxruntime", device="cpu", nfeatures=800)
     assert det._net_backend.name == "onnxruntime"
@@ -293,7 +298,7 @@ def test_standardisation_stays_exact_in_onnxruntime():
         def forward(self, image):
             return normalize_image(image)
 
-    image = torch.from_numpy(ex.synthetic_image(480, 640, seed=3)[None, None].astype(np.float32) / 255)
+    image = torch.from_numpy(synthetic_image(480, 640, seed=3)[None, None].astype(np.float32) / 255)
     buffer = io.BytesIO()
     torch.onnx.export(Standardise(), (image,), buffer, dynamo=False, opset_version=17,
                       input_names=["image"], output_names=["out"])
@@ -311,7 +316,7 @@ def test_every_shipped_zoo_model_ships_its_own_graph(name):
     _, meta = load_model(name)
     path = prebuilt_onnx(meta)
     assert path is not None, f"re-export it: python -m s2cv.export {name} -o {Path(meta['path']).with_suffix('.onnx')}"
-    assert ex.read_onnx_metadata(path)["conf"] == load_model(name)[0].conf
+    assert graph.read_onnx_metadata(path)["conf"] == load_model(name)[0].conf
 
 
 def test_auto_backend_on_cpu_runs_the_shipped_graph_with_torchs_keypoints():
@@ -335,7 +340,7 @@ def test_graph_beside_a_user_checkpoint_is_used_and_a_stale_one_skipped(tmp_path
     ckpt = tmp_path / "mine.pt"
     save_checkpoint(ckpt, fast_net(seed=3), "fast")
     assert s2cv.S2NetFeature2D(str(ckpt), device="cpu")._net_backend.name == "torch"  # nothing exported yet
-    assert ex.main([str(ckpt), "-o", str(tmp_path / "mine.onnx"), "--sizes", "64x96", "-q"]) == 0
+    assert export_cli.main([str(ckpt), "-o", str(tmp_path / "mine.onnx"), "--sizes", "64x96", "-q"]) == 0
     det = s2cv.S2NetFeature2D(str(ckpt), device="cpu")
     assert det._net_backend.name == "onnxruntime" and det._net_backend.path == tmp_path / "mine.onnx"
 
@@ -356,14 +361,14 @@ def test_onnx_model_path_through_s2net_create(exported):
         if "checkpoint" in str(exc):  # zoo.load_model tried to read the .onnx as a checkpoint
             pytest.skip("feature2d.py does not route .onnx models to onnx_model_meta yet")
         raise
-    kp, desc = det.detectAndCompute(ex.synthetic_image(120, 160), None)
+    kp, desc = det.detectAndCompute(synthetic_image(120, 160), None)
     assert len(kp) > 0 and desc.shape == (len(kp), 128)
 
 
 def test_synthetic_image_is_deterministic_and_textured():
-    a, b = ex.synthetic_image(120, 160, seed=1), ex.synthetic_image(120, 160, seed=1)
+    a, b = synthetic_image(120, 160, seed=1), synthetic_image(120, 160, seed=1)
     assert a.dtype == np.uint8 and a.shape == (120, 160) and np.array_equal(a, b)
-    assert a.std() > 20 and not np.array_equal(a, ex.synthetic_image(120, 160, seed=2))
+    assert a.std() > 20 and not np.array_equal(a, synthetic_image(120, 160, seed=2))
 
 
 def test_digest_covers_the_conf_that_changes_outputs():

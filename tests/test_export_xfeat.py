@@ -11,13 +11,14 @@ torch = pytest.importorskip("torch")
 pytest.importorskip("onnx")
 
 import s2cv  # noqa: E402
-from s2cv import export  # noqa: E402
-from s2cv import export_xfeat as ex  # noqa: E402
-from s2cv.graph import read_graph_info, read_onnx_metadata  # noqa: E402
-from s2cv.metrics import match_errors, mutual_nn_matches  # noqa: E402
-from s2cv.models import build_model  # noqa: E402
-from s2cv.register import SAMPLES, sample_ground_truth  # noqa: E402
-from s2cv.zoo import WEIGHTS_DIR  # noqa: E402
+from s2cv import export as export_cli
+from s2cv.deploy import export
+from s2cv.deploy import export_xfeat as ex
+from s2cv.models import build_model
+from s2cv.runtime.geometry import match_errors, mutual_nn_matches
+from s2cv.runtime.graph import read_graph_info, read_onnx_metadata
+from s2cv.runtime.register import SAMPLES, sample_ground_truth
+from s2cv.runtime.zoo import WEIGHTS_DIR
 
 
 def xfeat_net(seed: int = 0) -> torch.nn.Module:
@@ -72,7 +73,7 @@ def test_cv_xfeat_reads_outputs_by_name_and_only_the_exported_size(small_graph, 
 
 
 def test_other_layouts_and_sizes_are_refused(tmp_path, capsys):
-    assert export.main(["default", "--format", "cv-xfeat", "-o", str(tmp_path / "x.onnx"), "-q"]) == 2
+    assert export_cli.main(["default", "--format", "cv-xfeat", "-o", str(tmp_path / "x.onnx"), "-q"]) == 2
     err = capsys.readouterr().err
     assert "needs an XFeat-layout model (arch 'xfeat')" in err and "(arch 'fast')" in err
     with pytest.raises(ValueError, match="multiple of 32"):
@@ -80,7 +81,7 @@ def test_other_layouts_and_sizes_are_refused(tmp_path, capsys):
     with pytest.raises(ValueError, match="XFeat-layout"):
         ex.export_cv_xfeat(build_model("fast").eval(), tmp_path / "z.onnx", size=64, arch="fast")
     with pytest.raises(SystemExit):
-        export.main(["default", "-o", str(tmp_path / "w.onnx"), "--size", "64"])  # --size is cv-xfeat's
+        export_cli.main(["default", "-o", str(tmp_path / "w.onnx"), "--size", "64"])  # --size is cv-xfeat's
     assert not any(tmp_path.glob("*.onnx"))
 
 
@@ -119,7 +120,7 @@ def test_opencv_xfeat_on_the_shipped_model_finds_s2nets_correct_matches(checkpoi
     """cv2.XFeat_create on the exported graph registers as S2Net_create does on the bundled
     visible/thermal pair: correct matches (within 5 px of the ground truth) at K = 1024."""
     out = tmp_path / "cv-xfeat.onnx"
-    assert export.main([str(checkpoint), "--format", "cv-xfeat", "-o", str(out), "-q"]) == 0
+    assert export_cli.main([str(checkpoint), "--format", "cv-xfeat", "-o", str(out), "-q"]) == 0
     vis, ir, _ = SAMPLES["roadscene"]
     vis, ir, H = cv2.imread(str(vis)), cv2.imread(str(ir), cv2.IMREAD_UNCHANGED), sample_ground_truth("roadscene")
     opencv = correct_matches(cv2.XFeat_create(str(out), 1024, 0.0), vis, ir, H)

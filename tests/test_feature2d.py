@@ -25,7 +25,8 @@ from torch import nn
 
 import s2cv
 from s2cv.models import build_model
-from s2cv.zoo import ZOO, save_checkpoint
+from s2cv.models.checkpoint import save_checkpoint
+from s2cv.runtime.zoo import ZOO
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -568,7 +569,7 @@ class _TensorMaps:
 def test_device_maps_without_cuda_postprocess_fall_back_to_cpu(monkeypatch, img):
     """A GPU torch without s2cv._C_cuda (installed with no nvcc) still detects: same keypoints
     as the CPU path, with a warning that says why it is slower."""
-    from s2cv import postprocess
+    from s2cv.runtime import postprocess
 
     ref = make_detector(nfeatures=300, device="cpu")
     kp_ref, des_ref = ref.detectAndCompute(img, None)
@@ -589,7 +590,7 @@ def test_device_maps_without_cuda_postprocess_fall_back_to_cpu(monkeypatch, img)
 def test_torch_cuda_pipeline_matches_cpu():
     """The whole GPU path (torch CUDA maps + CUDA postprocess) finds the CPU path's keypoints
     on a real image; cuDNN/TF32 arithmetic may only reorder near-ties at the K cut."""
-    from s2cv.register import SAMPLES
+    from s2cv.runtime.register import SAMPLES
 
     img = cv2.imread(str(SAMPLES["roadscene"][1]), cv2.IMREAD_GRAYSCALE)
     cpu = s2cv.S2Net_create(nfeatures=1024, backend="torch", device="cpu")
@@ -608,7 +609,7 @@ def test_torch_cuda_pipeline_matches_cpu():
 
 
 def _shipped_default_errors() -> dict[str, float]:
-    from s2cv.register import SAMPLES, register, sample_corner_error, sample_ground_truth
+    from s2cv.runtime.register import SAMPLES, register, sample_corner_error, sample_ground_truth
 
     det = s2cv.S2Net_create()
     return {name: sample_corner_error(register(vis, ir, det), sample_ground_truth(name))
@@ -631,9 +632,8 @@ def test_shipped_r2d2_registers_the_roadscene_sample():
     bundled visible/thermal pair (6.6 px when shipped; the default: 11.6 px)."""
     if "r2d2" not in s2cv.available_models():
         pytest.skip("r2d2 not shipped")
-    from s2cv.register import SAMPLES, register, sample_corner_error, sample_ground_truth
-
-    from s2cv.zoo import load_model
+    from s2cv.models.checkpoint import load_model
+    from s2cv.runtime.register import SAMPLES, register, sample_corner_error, sample_ground_truth
 
     assert load_model("r2d2")[0].conf["keypoint_score"] == "reliability"
     det = s2cv.S2Net_create(model="r2d2")
@@ -646,7 +646,7 @@ def test_every_shipped_zoo_model_loads_and_describes(name):
     if name not in s2cv.available_models():
         pytest.skip(f"zoo model {name!r} not shipped in this build")
     det = s2cv.S2Net_create(model=name, nfeatures=200)
-    from s2cv.register import SAMPLES
+    from s2cv.runtime.register import SAMPLES
 
     img = cv2.imread(str(SAMPLES["roadscene"][0]), cv2.IMREAD_GRAYSCALE)
     kp, des = det.detectAndCompute(img, None)

@@ -14,14 +14,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from hypothesis import HealthCheck, assume, example, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 import s2cv
-from s2cv import postprocess as pp
 from s2cv.models import build_model
-from s2cv.zoo import read_checkpoint, save_checkpoint
+from s2cv.models.checkpoint import read_checkpoint, save_checkpoint
+from s2cv.runtime import postprocess as pp
 
 EXPECTED = (ValueError, TypeError)
 FAST = settings(max_examples=30, deadline=None, derandomize=True,

@@ -3,9 +3,9 @@ import numpy as np
 import pytest
 import torch
 
-from s2cv.augment import random_homography, warp
-from s2cv.losses import APLoss, CosimLoss, D2Loss, DetectDescribeLoss, PeakyLoss, S2Loss
 from s2cv.models import build_model
+from s2cv.training.augment import random_homography, warp
+from s2cv.training.losses import APLoss, CosimLoss, D2Loss, DetectDescribeLoss, PeakyLoss, S2Loss
 
 
 def pair(size: int = 64, seed: int = 0):

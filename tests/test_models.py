@@ -3,7 +3,7 @@ import pytest
 import torch
 
 from s2cv.models import build_model
-from s2cv.zoo import load_model, save_checkpoint
+from s2cv.models.checkpoint import load_model, save_checkpoint
 
 
 @pytest.mark.parametrize("arch", ["fast", "r2d2"])

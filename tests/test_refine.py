@@ -1,4 +1,4 @@
-"""s2cv.refine: featuremetric polishing of a homography on the dense descriptor maps."""
+"""s2cv.runtime.refine: featuremetric polishing of a homography on the dense descriptor maps."""
 from __future__ import annotations
 
 import json
@@ -8,11 +8,12 @@ import numpy as np
 import pytest
 
 import s2cv
-from s2cv import register as reg
-from s2cv.backends import DenseMaps
-from s2cv.image import to_gray_float
-from s2cv.metrics import corner_error
-from s2cv.refine import RefineParams, refine_homography
+from s2cv import register as register_cli
+from s2cv.runtime import register as reg
+from s2cv.runtime.backends import DenseMaps
+from s2cv.runtime.geometry import corner_error
+from s2cv.runtime.image import to_gray_float
+from s2cv.runtime.refine import RefineParams, refine_homography
 
 # b = a warped by H_AB; refinement works in the other direction (b pixels -> a pixels).
 H_AB = np.array([[0.97, -0.06, 12.0], [0.05, 0.98, -7.0], [4e-5, -3e-5, 1.0]])
@@ -141,7 +142,7 @@ def test_detect_and_compute_maps():
 def test_cli_refine_flag(tmp_path, capsys):
     if "default" not in s2cv.available_models():
         pytest.skip("no default model shipped")
-    assert reg.main(["--sample", "-o", str(tmp_path), "--refine"]) == 0
+    assert register_cli.main(["--sample", "-o", str(tmp_path), "--refine"]) == 0
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert summary["refine"] is True and summary["timings_ms"]["refine"] > 0
     assert "corner error" in capsys.readouterr().out
@@ -150,7 +151,7 @@ def test_cli_refine_flag(tmp_path, capsys):
 def test_principal_axes_keep_the_descriptor_variance(warped_pair):
     """The projection keeps the leading axes: 64 of the default's 128 channels hold all of its
     maps' variance (so the default projection loses nothing), 16 hold most of it."""
-    from s2cv.refine import _principal
+    from s2cv.runtime.refine import _principal
 
     _, _, maps_a, maps_b = warped_pair
     desc = [np.ascontiguousarray(m.descriptors[0].transpose(1, 2, 0)) for m in (maps_a, maps_b)]

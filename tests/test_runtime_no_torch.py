@@ -6,8 +6,9 @@ checks that S2Net_create on every zoo model, the whole cv2.Feature2D surface, ``
 and ``s2cv info`` work, that none of those modules got imported, and that whatever needs the
 extra says how to install it.
 
-The import rule: every module of the package is runtime (must import without those modules)
-except the training side listed in TRAINING_SIDE.
+The runtime room (``s2cv.runtime``, minus the torch bridge ``backend_torch``) and the runtime's
+commands import without those modules; every other room says how to get them. The static side
+of the rule (which room may import which) is ``tests/test_layout.py``.
 """
 from __future__ import annotations
 
@@ -23,15 +24,16 @@ from pathlib import Path
 import pytest
 
 import s2cv
-from s2cv.extras import TRAIN_INSTALL
+from s2cv.runtime.extras import TRAIN_INSTALL
 
 PACKAGE_PARENT = Path(s2cv.__file__).resolve().parents[1]
 BLOCKED = ("torch", "onnx", "tensorrt", "tqdm", "matplotlib")
-# Modules that may need torch & co.: training, export, evaluation, the torch backend.
-TRAINING_SIDE = {"train", "data", "augment", "losses", "models", "export", "export_xfeat", "evaluate", "convert",
-                 "backend_torch"}
-# Entry points of the training side that must name the extra instead of failing deep inside.
-NAMES_THE_EXTRA = ("train", "export", "export_xfeat", "evaluate", "backend_torch")
+# What a torch-free install imports: the runtime room (minus its torch bridge) and its commands.
+RUNTIME_COMMANDS = ("s2cv", "s2cv.__main__", "s2cv.register", "s2cv.calibrate")
+# The rooms and commands that need the extra must name it instead of failing deep inside.
+NAMES_THE_EXTRA = ("s2cv.models", "s2cv.training", "s2cv.evaluation", "s2cv.deploy", "s2cv.train",
+                   "s2cv.export", "s2cv.evaluate", "s2cv.convert", "s2cv.build_engine", "s2cv.deploy.export_xfeat",
+                   "s2cv.runtime.backend_torch")
 
 BLOCKER = f"""
 import importlib.abc, json, sys
@@ -65,16 +67,19 @@ def run_without_torch(code: str, tmp_path: Path) -> dict:
 
 
 def test_runtime_modules_import_without_torch(tmp_path):
-    runtime = sorted(m.name for m in pkgutil.iter_modules(s2cv.__path__) if m.name not in TRAINING_SIDE)
-    assert {"feature2d", "backends", "backend_onnx", "backend_opencv", "graph", "zoo", "register"} <= set(runtime)
+    import s2cv.runtime
+
+    runtime = sorted(f"s2cv.runtime.{m.name}" for m in pkgutil.iter_modules(s2cv.runtime.__path__)
+                     if m.name != "backend_torch")
+    assert {"s2cv.runtime.feature2d", "s2cv.runtime.backend_onnx", "s2cv.runtime.register"} <= set(runtime)
     out = run_without_torch(f"""
         import importlib, json
-        for name in {runtime!r}:
-            importlib.import_module("s2cv." + name)
+        for name in {[*RUNTIME_COMMANDS, *runtime]!r}:
+            importlib.import_module(name)
         out["extra"] = {{}}
         for name in {NAMES_THE_EXTRA!r}:
             try:
-                importlib.import_module("s2cv." + name)
+                importlib.import_module(name)
             except ImportError as exc:
                 out["extra"][name] = str(exc)
     """, tmp_path)
@@ -105,7 +110,7 @@ def test_every_zoo_model_detects_and_the_sample_registers(tmp_path):
     """, tmp_path)
     name, n, shape = out["default"]
     assert name in ("onnxruntime", "opencv") and 1000 <= n <= 4096 and shape == [n, 128]
-    from s2cv.zoo import ZOO, WEIGHTS_DIR
+    from s2cv.runtime.zoo import WEIGHTS_DIR, ZOO
 
     shipped = {z for z, f in ZOO.items() if (WEIGHTS_DIR / f).is_file()}
     assert set(out["zoo"]) == shipped
@@ -174,7 +179,7 @@ def test_the_whole_feature2d_surface(tmp_path, backend):
 
 
 def test_what_needs_the_extra_says_how_to_get_it(tmp_path):
-    from s2cv.zoo import ZOO, WEIGHTS_DIR
+    from s2cv.runtime.zoo import WEIGHTS_DIR, ZOO
 
     checkpoint = tmp_path / "mine.pt"  # a checkpoint without the graph beside it: only torch can run it
     checkpoint.write_bytes((WEIGHTS_DIR / ZOO["default"]).read_bytes())

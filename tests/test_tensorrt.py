@@ -20,9 +20,11 @@ import pytest
 import torch
 
 import s2cv
-from s2cv import build_engine as be
-from s2cv.backend_trt import ENGINE_ENV, engine_candidates, find_engine
+from s2cv import build_engine as build_engine_cli
+from s2cv.deploy import build_engine as be
 from s2cv.models import build_model
+from s2cv.runtime.backend_trt import ENGINE_ENV, engine_candidates, find_engine
+from s2cv.runtime.engine import EngineMismatchError, check_engine, parse_shape, read_sidecar
 
 REPO = Path(__file__).resolve().parents[1]
 HAS_TRT = importlib.util.find_spec("tensorrt") is not None
@@ -63,48 +65,48 @@ def test_sidecar_round_trip(tmp_path):
     engine.write_bytes(b"plan")
     written = info()
     assert be.write_sidecar(engine, written) == tmp_path / "m.engine.json"
-    assert be.read_sidecar(engine) == written
+    assert read_sidecar(engine) == written
     assert json.loads((tmp_path / "m.engine.json").read_text())["profile"]["max"] == [8, 1, 1088, 1920]
 
 
 def test_sidecar_missing_or_foreign(tmp_path):
     engine = tmp_path / "m.engine"
     with pytest.raises(FileNotFoundError, match="no sidecar"):
-        be.read_sidecar(engine)
+        read_sidecar(engine)
     (tmp_path / "m.engine.json").write_text('{"format": "other"}')
     with pytest.raises(ValueError, match="expected format 's2cv-engine/1'"):
-        be.read_sidecar(engine)
+        read_sidecar(engine)
     (tmp_path / "m.engine.json").write_text('{"format": "s2cv-engine/1", "arch": "fast"}')
     with pytest.raises(ValueError, match="malformed"):
-        be.read_sidecar(engine)
+        read_sidecar(engine)
 
 
 def test_check_engine_accepts_what_it_was_built_for():
-    be.check_engine(info(), model_sha256="a" * 64, shape=(1, 1, 480, 640), tensorrt_version="10.3.0.26",
+    check_engine(info(), model_sha256="a" * 64, shape=(1, 1, 480, 640), tensorrt_version="10.3.0.26",
                     compute_capability="9.0", descriptor_dim=128)
-    be.check_engine(info(), shape=(8, 1, 1088, 1920))
-    be.check_engine(info(), shape=(1, 1, 64, 64))
+    check_engine(info(), shape=(8, 1, 1088, 1920))
+    check_engine(info(), shape=(1, 1, 64, 64))
 
 
 def test_check_engine_rejects_other_weights():
-    with pytest.raises(be.EngineMismatchError, match="built for other weights") as err:
-        be.check_engine(info(), model_sha256="c" * 64)
+    with pytest.raises(EngineMismatchError, match="built for other weights") as err:
+        check_engine(info(), model_sha256="c" * 64)
     assert "cccc" in str(err.value) and "aaaa" in str(err.value)  # expected and actual
 
 
 @pytest.mark.parametrize("shape", [(1, 1, 1088, 1928), (9, 1, 480, 640), (1, 1, 56, 640), (1, 1, 2000, 640)])
 def test_check_engine_rejects_shapes_outside_the_profile(shape):
-    with pytest.raises(be.EngineMismatchError, match="outside the engine's profile min 1x1x64x64 .. max 8x1x1088x1920"):
-        be.check_engine(info(), shape=shape)
+    with pytest.raises(EngineMismatchError, match="outside the engine's profile min 1x1x64x64 .. max 8x1x1088x1920"):
+        check_engine(info(), shape=shape)
 
 
 def test_check_engine_rejects_other_tensorrt_versions_and_gpus():
-    with pytest.raises(be.EngineMismatchError, match="built with TensorRT 10.3.0, this is TensorRT 10.4.0"):
-        be.check_engine(info(), tensorrt_version="10.4.0.1")
-    with pytest.raises(be.EngineMismatchError, match="compute capability 9.0"):
-        be.check_engine(info(), compute_capability="8.6")
-    with pytest.raises(be.EngineMismatchError, match="256-d"):
-        be.check_engine(info(descriptor_dim=256), descriptor_dim=128)
+    with pytest.raises(EngineMismatchError, match="built with TensorRT 10.3.0, this is TensorRT 10.4.0"):
+        check_engine(info(), tensorrt_version="10.4.0.1")
+    with pytest.raises(EngineMismatchError, match="compute capability 9.0"):
+        check_engine(info(), compute_capability="8.6")
+    with pytest.raises(EngineMismatchError, match="256-d"):
+        check_engine(info(descriptor_dim=256), descriptor_dim=128)
 
 
 @pytest.mark.parametrize("text,want", [("10.3.0.26", "10.3.0"), ("v100300", "10.3.0"), ("101300", "10.13.0"),
@@ -114,11 +116,11 @@ def test_normalize_trt_version(text, want):
 
 
 def test_shapes_and_profiles():
-    assert be.parse_shape("1x1x480x640") == (1, 1, 480, 640)
-    assert be.parse_shape("image:8x1x1088x1920") == (8, 1, 1088, 1920)
+    assert parse_shape("1x1x480x640") == (1, 1, 480, 640)
+    assert parse_shape("image:8x1x1088x1920") == (8, 1, 1088, 1920)
     for bad in ("1x480x640", "1x1xax640", "0x1x64x64", ""):
         with pytest.raises(ValueError, match="BxCxHxW"):
-            be.parse_shape(bad)
+            parse_shape(bad)
     be.ShapeProfile().validate(8)
     with pytest.raises(ValueError, match="multiples of pad_multiple=8"):
         be.ShapeProfile(max=(8, 1, 1084, 1920)).validate(8)
@@ -152,7 +154,7 @@ def test_engine_lookup_order(tmp_path, monkeypatch):
 @pytest.fixture(scope="module")
 def onnx_file(tmp_path_factory) -> Path:
     pytest.importorskip("onnxruntime")
-    from s2cv.export import export_onnx
+    from s2cv.deploy.export import export_onnx
 
     path = tmp_path_factory.mktemp("trt") / "fast.onnx"
     export_onnx(fast_net(), path, sizes=((64, 64),))
@@ -162,12 +164,13 @@ def onnx_file(tmp_path_factory) -> Path:
 def test_sidecar_only_cli(onnx_file, tmp_path):
     engine = tmp_path / "fast.engine"
     engine.write_bytes(b"plan")
-    code = be.main([str(onnx_file), "-o", str(engine), "--sidecar-only", "--tensorrt-version", "v100300",
+    code = build_engine_cli.main([str(onnx_file), "-o", str(engine), "--sidecar-only", "--tensorrt-version", "v100300",
                     "--min", "1x1x64x64", "--opt", "1x1x128x128", "--max", "2x1x256x256",
                     "--compute-capability", "8.9", "--device-name", "L4"])
     assert code == 0
-    got = be.read_sidecar(engine)
-    from s2cv.export import file_sha256, weights_sha256
+    got = read_sidecar(engine)
+    from s2cv.deploy.export import weights_sha256
+    from s2cv.runtime.graph import file_sha256
 
     assert got.model_sha256 == weights_sha256(fast_net()) and got.onnx_sha256 == file_sha256(onnx_file)
     assert (got.tensorrt_version, got.compute_capability, got.precision, got.builder) == ("10.3.0", "8.9", "fp32", "trtexec")
@@ -177,7 +180,7 @@ def test_sidecar_only_cli(onnx_file, tmp_path):
 def test_build_engine_cli_without_tensorrt_is_a_clear_error(onnx_file, tmp_path, capsys):
     if HAS_TRT:
         pytest.skip("tensorrt is installed")
-    assert be.main([str(onnx_file), "-o", str(tmp_path / "x.engine")]) == 1
+    assert build_engine_cli.main([str(onnx_file), "-o", str(tmp_path / "x.engine")]) == 1
     assert "TensorRT is not installed" in capsys.readouterr().err
 
 
@@ -273,9 +276,9 @@ def test_build_engine_drives_the_tensorrt_api(onnx_file, tmp_path, monkeypatch, 
         assert calls["flags"] == {"fp16"} and not halves and got.fp16_mode == "builder-flag"
     else:      # TensorRT 11: no precision flags; the graph carries float16
         assert calls["flags"] == set() and halves and got.fp16_mode == "mixed-onnx"
-    assert be.read_sidecar(engine) == got
+    assert read_sidecar(engine) == got
     assert (got.precision, got.tensorrt_version, got.profile) == ("fp16", version.rsplit(".", 1)[0], profile)
-    from s2cv.export import weights_sha256
+    from s2cv.deploy.export import weights_sha256
 
     assert got.model_sha256 == weights_sha256(fast_net())
 
@@ -313,7 +316,7 @@ for a in "$@"; do case $a in --saveEngine=*) echo plan > "${{a#--saveEngine=}}";
     assert "--minShapes=image:1x1x64x64" in args and "--maxShapes=image:2x1x256x256" in args
     assert f"--timingCacheFile={tmp_path / 'tc'}" in args
     assert ("--fp16" in args.split()) == (mode == "builder-flag")
-    got = be.read_sidecar(engine)
+    got = read_sidecar(engine)
     assert got.builder == "trtexec" and got.precision == ("fp16" if fp16 else "fp32") and got.fp16_mode == mode
     assert got.tensorrt_version == be.normalize_trt_version(version)
 
@@ -345,12 +348,12 @@ def engines(onnx_file, tmp_path_factory):
 @needs_gpu
 @pytest.mark.parametrize("precision,atol,min_cos", [("fp32", 5e-3, 0.995), ("fp16", 3e-2, 0.97)])
 def test_engine_matches_torch(engines, monkeypatch, precision, atol, min_cos):
-    from s2cv.backend_trt import make_tensorrt
+    from s2cv.runtime.backend_trt import make_tensorrt
 
     monkeypatch.setenv(ENGINE_ENV, str(engines[precision]))
     net = fast_net()
     backend = make_tensorrt(net, {"arch": "fast", "path": None}, "cuda")
-    from s2cv.export import synthetic_image
+    from s2cv.runtime.image import synthetic_image
 
     img = synthetic_image(128, 160).astype(np.float32) / 255
     batch = np.stack([img[None], np.random.default_rng(0).random((1, 128, 160), dtype=np.float32)])
@@ -361,22 +364,22 @@ def test_engine_matches_torch(engines, monkeypatch, precision, atol, min_cos):
     assert (maps.scores - ref["scores"][:, 0]).abs().max().item() < atol
     cos = (maps.descriptors * ref["descriptors"]).sum(1)
     assert cos.mean().item() > 0.999 and torch.quantile(cos.flatten().float(), 0.001).item() > min_cos
-    with pytest.raises(be.EngineMismatchError, match="outside the engine's profile"):
+    with pytest.raises(EngineMismatchError, match="outside the engine's profile"):
         backend(np.zeros((1, 1, 512, 512), np.float32))
 
 
 @needs_gpu
 def test_engine_for_other_weights_is_refused(engines, monkeypatch):
-    from s2cv.backend_trt import make_tensorrt
+    from s2cv.runtime.backend_trt import make_tensorrt
 
     monkeypatch.setenv(ENGINE_ENV, str(engines["fp32"]))
-    with pytest.raises(be.EngineMismatchError, match="other weights"):
+    with pytest.raises(EngineMismatchError, match="other weights"):
         make_tensorrt(fast_net(seed=1), {"arch": "fast", "path": None}, "cuda")
 
 
 @needs_gpu
 def test_feature2d_on_tensorrt(engines, monkeypatch):
-    from s2cv.export import synthetic_image
+    from s2cv.runtime.image import synthetic_image
 
     monkeypatch.setenv(ENGINE_ENV, str(engines["fp32"]))
     net = fast_net()

@@ -10,9 +10,10 @@ import pytest
 import torch
 
 import s2cv
-from s2cv.data import list_pairs
-from s2cv.train import learning_rate, main, parse_args
-from s2cv.zoo import read_checkpoint
+from s2cv.evaluation.datasets import list_pairs
+from s2cv.models.checkpoint import read_checkpoint
+from s2cv.train import main, parse_args
+from s2cv.training.loop import learning_rate
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 

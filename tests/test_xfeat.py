@@ -9,10 +9,10 @@ import torch
 import torch.nn.functional as F
 
 import s2cv
-from s2cv.losses import DetectDescribeLoss, keypoint_targets
+from s2cv.models.checkpoint import load_model, read_checkpoint
 from s2cv.models.xfeat import XFeat, convert_released_state_dict, load_released
 from s2cv.train import main
-from s2cv.zoo import load_model, read_checkpoint
+from s2cv.training.losses import DetectDescribeLoss, keypoint_targets
 
 RELEASED = Path(__file__).resolve().parents[2] / "shared" / "pretrained" / "xfeat.pt"
 
@@ -190,9 +190,9 @@ def test_trainer_refuses_bad_ssl_data(item, capsys):
 def test_training_reads_16_bit_thermal_as_inference_does(tmp_path):
     """A narrow-band 16-bit frame (values 7000-9040) reaches the loss as S2Net_create sees it,
     not as an 8-bit truncation; a short run on such frames trains."""
-    from s2cv.data import read_gray
-    from s2cv.image import to_gray_float
     from test_train import make_folder
+
+    from s2cv.runtime.image import read_gray, to_gray_float
 
     root = make_folder(tmp_path / "d", size=96)
     for f in (root / "ir").iterdir():

@@ -5,12 +5,16 @@ dict with ``descriptors`` (B,D,H/stride,W/stride, L2-normalised) and ``scores`` 
 """
 from __future__ import annotations
 
-from torch import nn
+from s2cv.runtime.extras import require_train_extra
 
-from .d2net import D2Net
-from .fast import S2Fast
-from .r2d2 import R2D2
-from .xfeat import XFeat
+require_train_extra("s2cv models")
+
+from torch import nn  # noqa: E402
+
+from .d2net import D2Net  # noqa: E402
+from .fast import S2Fast  # noqa: E402
+from .r2d2 import R2D2  # noqa: E402
+from .xfeat import XFeat  # noqa: E402
 
 ARCHITECTURES: dict[str, type[nn.Module]] = {"fast": S2Fast, "r2d2": R2D2, "d2net": D2Net, "xfeat": XFeat}
 

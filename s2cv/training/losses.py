@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .models.xfeat import CELL, XFeat
+from s2cv.models.xfeat import CELL, XFeat
 
 Maps = dict[str, torch.Tensor]
 

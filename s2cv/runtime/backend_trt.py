@@ -19,14 +19,21 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .backends import DenseMaps
-from .build_engine import (EngineInfo, EngineMismatchError, check_engine, import_tensorrt, normalize_trt_version,
-                           read_sidecar)
-from .extras import import_torch
-from .graph import INPUT_NAME as INPUT, OUTPUT_NAMES as OUTPUTS
+from s2cv.runtime.backends import DenseMaps
+from s2cv.runtime.engine import (
+    EngineInfo,
+    EngineMismatchError,
+    check_engine,
+    import_tensorrt,
+    normalize_trt_version,
+    read_sidecar,
+)
+from s2cv.runtime.extras import import_torch
+from s2cv.runtime.graph import INPUT_NAME, LAYOUT, OUTPUT_NAMES
 
 if TYPE_CHECKING:
     from torch import nn
+
 
 ENGINE_ENV = "S2CV_ENGINE"
 
@@ -100,11 +107,10 @@ class TensorRTBackend:
             # A stream of our own: TensorRT warns about (and synchronises on) the legacy default stream.
             self.stream = torch.cuda.Stream(self.device)
         names = [self.engine.get_tensor_name(i) for i in range(self.engine.num_io_tensors)]
-        expected = {INPUT: trt.TensorIOMode.INPUT, **{o: trt.TensorIOMode.OUTPUT for o in OUTPUTS}}
+        expected = {INPUT_NAME: trt.TensorIOMode.INPUT_NAME, **{o: trt.TensorIOMode.OUTPUT for o in OUTPUT_NAMES}}
         for name, mode in expected.items():
             if name not in names or self.engine.get_tensor_mode(name) != mode:
-                raise RuntimeError(f"{self.path} is not an s2cv engine: expected input 'image' and outputs "
-                                   f"'scores', 'descriptors', found tensors {names}")
+                raise RuntimeError(f"{self.path} is not an s2cv engine: expected {LAYOUT}; found tensors {names}")
         self.dtypes = {n: _torch_dtype(trt, self.engine.get_tensor_dtype(n)) for n in expected}
 
     def __call__(self, batch: Any) -> DenseMaps:
@@ -120,16 +126,16 @@ class TensorRTBackend:
         with self._lock, torch.cuda.device(self.device):
             current = torch.cuda.current_stream(self.device)
             x = torch.as_tensor(np.ascontiguousarray(batch) if isinstance(batch, np.ndarray) else batch)
-            x = x.to(self.device, self.dtypes[INPUT], non_blocking=True).contiguous()
-            if not self.context.set_input_shape(INPUT, shape):
+            x = x.to(self.device, self.dtypes[INPUT_NAME], non_blocking=True).contiguous()
+            if not self.context.set_input_shape(INPUT_NAME, shape):
                 raise EngineMismatchError(f"TensorRT rejected input shape {shape} for {self.path}")
             outputs = {}
-            for name in OUTPUTS:
+            for name in OUTPUT_NAMES:
                 dims = tuple(self.context.get_tensor_shape(name))
                 if any(d < 0 for d in dims):
                     raise RuntimeError(f"TensorRT left output {name!r} with unresolved shape {dims}")
                 outputs[name] = torch.empty(dims, dtype=self.dtypes[name], device=self.device)
-            self.context.set_tensor_address(INPUT, x.data_ptr())
+            self.context.set_tensor_address(INPUT_NAME, x.data_ptr())
             for name, tensor in outputs.items():
                 self.context.set_tensor_address(name, tensor.data_ptr())
             self.stream.wait_stream(current)  # input copy and allocations happen-before the engine
@@ -139,7 +145,7 @@ class TensorRTBackend:
             x.record_stream(self.stream)      # keep the input alive until the engine is done with it
             for tensor in outputs.values():
                 tensor.record_stream(self.stream)
-            scores, desc = outputs["scores"], outputs["descriptors"]
+            scores, desc = (outputs[name] for name in OUTPUT_NAMES)
             if scores.dtype != torch.float32:
                 scores, desc = scores.float(), desc.float()
         return DenseMaps(scores[:, 0], desc, self.stride)
@@ -160,7 +166,7 @@ def _cuda_device(device: str) -> Any:
 
 
 def make_tensorrt(net: nn.Module | None, meta: dict[str, Any], device: str) -> TensorRTBackend:
-    """Backend factory (see ``s2cv.backends.BACKENDS``): find, check and load the model's engine."""
+    """Backend factory (see ``s2cv.runtime.backends.BACKENDS``): find, check and load the model's engine."""
     trt = import_tensorrt()
     torch = import_torch("backend='tensorrt'")  # TensorRT runs on torch's CUDA buffers
     dev = _cuda_device(device)
@@ -171,7 +177,7 @@ def make_tensorrt(net: nn.Module | None, meta: dict[str, Any], device: str) -> T
         raise EngineMismatchError(str(exc)) from exc
     major, minor = torch.cuda.get_device_capability(dev)
     if net is not None:
-        from .export import weights_sha256
+        from s2cv.deploy.export import weights_sha256
 
         digest: str | None = weights_sha256(net)
     else:  # the graph beside the checkpoint records the digest of the weights it was exported from

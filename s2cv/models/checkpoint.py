@@ -15,59 +15,14 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .extras import import_torch
-from .graph import onnx_model_meta, prebuilt_onnx, read_onnx_metadata
+from s2cv.runtime.extras import import_torch
+from s2cv.runtime.zoo import resolve
 
 if TYPE_CHECKING:
     from torch import nn
 
+
 FORMAT = "s2cv/1"
-WEIGHTS_DIR = Path(__file__).parent / "weights"
-ZOO: dict[str, str] = {
-    "default": "s2fast-vis-ir-nir.pt",   # visible <-> thermal and <-> NIR (RoadScene + VIS-NIR)
-    "s2fast": "s2fast-vis-ir-nir.pt",    # the default's network by name: S2Fast, 124 k parameters, trained from scratch
-    "s2xfeat": "s2xfeat-vis-ir-nir.pt",  # XFeat layout, S2-trained from XFeat's weights; holds better on hard geometry
-    "vis-ir": "s2fast-vis-ir.pt",         # an earlier stage of the default fine-tuned on RoadScene (visible <-> thermal)
-    "r2d2": "r2d2-vis-ir-nir.pt",         # full-resolution R2D2-style net trained on a GPU; slow on CPU
-    "xfeat": "xfeat-released.pt",         # XFeat's released weights, converted (visible only; the S2 starting point)
-}
-
-
-def available_models() -> list[str]:
-    """Zoo names whose weight file is actually shipped."""
-    return [name for name, file in ZOO.items() if (WEIGHTS_DIR / file).is_file()]
-
-
-def resolve(model: str | Path) -> Path:
-    """A zoo name or a checkpoint path -> an existing file (clear errors otherwise)."""
-    if isinstance(model, str) and model in ZOO:
-        path = WEIGHTS_DIR / ZOO[model]
-        if not path.is_file():
-            raise FileNotFoundError(
-                f"the zoo model {model!r} is not shipped in this build of s2cv (expected {path}); "
-                f"available: {available_models() or 'none'}. Train one with `python -m s2cv.train` "
-                f"and pass model=PATH.")
-        return path
-    path = Path(model)
-    if not path.is_file():
-        raise FileNotFoundError(f"model {str(model)!r} is neither a zoo name ({sorted(ZOO)}) nor a checkpoint file")
-    return path
-
-
-def model_meta(model: str | Path) -> dict[str, Any]:
-    """Zoo name, checkpoint or ``.onnx`` path -> what the backends need to run it, without torch:
-    ``{"path": checkpoint or None, "onnx": graph or absent, **graph metadata}``.
-
-    A checkpoint's graph is the ``.onnx`` beside it when it was exported from that very file
-    (zoo models ship theirs); a stale one is skipped with a warning (``graph.prebuilt_onnx``).
-    """
-    if Path(str(model)).suffix.lower() == ".onnx" and not (isinstance(model, str) and model in ZOO):
-        return onnx_model_meta(model)
-    meta: dict[str, Any] = {"path": str(resolve(model))}
-    graph = prebuilt_onnx(meta)
-    if graph is not None:
-        meta = {**read_onnx_metadata(graph), **meta}
-    return meta
 
 
 def save_checkpoint(path: str | Path, model: nn.Module, arch: str, meta: dict[str, Any] | None = None,
@@ -86,7 +41,7 @@ def save_checkpoint(path: str | Path, model: nn.Module, arch: str, meta: dict[st
 def read_checkpoint(path: str | Path) -> dict[str, Any]:
     """Load and validate a checkpoint dict (weights only: no code from the file is run)."""
     torch = import_torch(f"reading the checkpoint {path}")
-    from .models import ARCHITECTURES
+    from s2cv.models import ARCHITECTURES
 
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
@@ -104,7 +59,7 @@ def load_model(model: str | Path) -> tuple[nn.Module, dict[str, Any]]:
     path = resolve(model)
     ckpt = read_checkpoint(path)
     torch = import_torch(f"loading {path}")
-    from .models import build_model
+    from s2cv.models import build_model
 
     net = build_model(ckpt["arch"], **ckpt.get("conf", {}))
     try:

@@ -23,18 +23,24 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-# s2cv.export first: without the [train] extra it raises the ImportError that names it.
-from .export import (DEFAULT_OPSET, ExportValidationError, arch_name, file_sha256, frozen_copy, onnx_session,
-                     sample_image, stable_softplus, weights_sha256)
-from .graph import XFEAT_OUTPUTS
-from .image import to_gray_float
-
 import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
+from s2cv.deploy.export import (
+    DEFAULT_OPSET,
+    ExportValidationError,
+    arch_name,
+    frozen_copy,
+    stable_softplus,
+    weights_sha256,
+)
+from s2cv.runtime.backend_onnx import onnx_session
+from s2cv.runtime.graph import XFEAT_INPUT as INPUT_NAME
+from s2cv.runtime.graph import XFEAT_OUTPUTS, file_sha256
+from s2cv.runtime.image import sample_image, to_gray_float
+
 FORMAT = "s2cv-cv-xfeat/1"
-INPUT_NAME = "image"
 DEFAULT_SIZE = 640      # cv::XFeat's default inputSize
 MAX_RELATIVE_DIFF = 1e-3  # |runtime - torch| / max(1, max |torch|), per output
 
@@ -74,7 +80,7 @@ class _CvXFeatGraph(torch.nn.Module):
 def check_xfeat_layout(net: Any, arch: str, model: str = "the model") -> None:
     """ValueError unless ``net`` is an XFeat-layout network (the only one with cv::XFeat's maps)."""
     if arch != "xfeat" or not callable(getattr(net, "raw", None)):
-        from .zoo import ZOO, model_meta
+        from s2cv.runtime.zoo import ZOO, model_meta
 
         xfeat = [name for name in ZOO if _is_xfeat(name, model_meta)]
         raise ValueError(
@@ -138,7 +144,7 @@ def export_cv_xfeat(net: torch.nn.Module, path: str | Path, size: int = DEFAULT_
     """Write ``path``: ``net``'s cv::XFeat graph for S = ``size``; ExportValidationError if a runtime disagrees."""
     import onnx
 
-    from . import __version__
+    from s2cv import __version__
 
     check_xfeat_layout(net, arch)
     if size <= 0 or size % int(net.pad_multiple):
@@ -178,7 +184,8 @@ def export_cv_xfeat(net: torch.nn.Module, path: str | Path, size: int = DEFAULT_
 def export_model(model: str, output: str | Path, size: int, opset: int, *, validate_graph: bool = True,
                  image: np.ndarray | None = None) -> XFeatExportReport:
     """A zoo name or checkpoint -> its cv::XFeat graph (what ``s2cv export --format cv-xfeat`` runs)."""
-    from .zoo import load_model, resolve
+    from s2cv.models.checkpoint import load_model
+    from s2cv.runtime.zoo import resolve
 
     net, meta = load_model(model)
     arch = arch_name(net, meta)

@@ -44,8 +44,8 @@ from typing import Any, Callable, Sequence
 import cv2
 import numpy as np
 
-TRANSFORMS = ("homography", "affine", "similarity")
-MIN_POINTS = {"homography": 4, "affine": 3, "similarity": 2}
+from s2cv.runtime.geometry import MIN_POINTS, TRANSFORMS, fit_transform, least_squares
+
 SHUFFLES = 10        # shuffled-match fits behind the chance baseline (the most inliers of these)
 SPLITS = 3           # random half/half splits behind the stability signal (their median)
 RIVAL_RADIUS = 0.05  # share of the diagonal beyond which another model is a rival, not a variant
@@ -83,58 +83,6 @@ class Verdict:
         return {"plausible": self.ok, "reason": self.reason, "failed": list(self.failed),
                 "signals": {k: float(v) if math.isfinite(v) else None for k, v in self.signals.items()},
                 "thresholds": asdict(self.thresholds)}
-
-
-# ---------------------------------------------------------------- fitting
-
-
-def fit_transform(src: np.ndarray, dst: np.ndarray, transform: str = "homography",
-                  threshold: float = 3.0) -> tuple[np.ndarray | None, np.ndarray]:
-    """Robust fit src -> dst (MAGSAC++ homography, RANSAC affine/similarity) as a 3x3 matrix
-    and the inlier mask; (None, empty mask) when too few points or the estimator gives up."""
-    src = np.asarray(src, np.float32).reshape(-1, 2)
-    dst = np.asarray(dst, np.float32).reshape(-1, 2)
-    empty = np.zeros(len(src), bool)
-    if len(src) < MIN_POINTS[transform]:
-        return None, empty
-    if transform == "homography":
-        method = getattr(cv2, "USAC_MAGSAC", cv2.RANSAC)
-        M, mask = cv2.findHomography(src, dst, method, threshold)
-    else:
-        estimate = cv2.estimateAffine2D if transform == "affine" else cv2.estimateAffinePartial2D
-        M, mask = estimate(src, dst, method=cv2.RANSAC, ransacReprojThreshold=threshold)
-        if M is not None:
-            M = np.vstack([M, [0.0, 0.0, 1.0]])
-    if M is None or M.shape != (3, 3) or not np.isfinite(M).all():
-        return None, empty
-    inliers = empty if mask is None else mask.reshape(-1).astype(bool)
-    return M.astype(np.float64), inliers
-
-
-def least_squares(src: np.ndarray, dst: np.ndarray, transform: str = "homography") -> np.ndarray | None:
-    """Plain least-squares fit (no outlier rejection) of the given kind; None if degenerate."""
-    src = np.asarray(src, np.float64).reshape(-1, 2)
-    dst = np.asarray(dst, np.float64).reshape(-1, 2)
-    if len(src) < MIN_POINTS[transform]:
-        return None
-    if transform == "homography":
-        H, _ = cv2.findHomography(src, dst, 0)
-        return H if H is not None and np.isfinite(H).all() else None
-    n = len(src)
-    if transform == "affine":
-        A = np.zeros((2 * n, 6))
-        A[0::2, 0:2], A[0::2, 2] = src, 1.0
-        A[1::2, 3:5], A[1::2, 5] = src, 1.0
-    else:  # similarity: x' = a x - b y + tx, y' = b x + a y + ty
-        A = np.zeros((2 * n, 4))
-        A[0::2] = np.column_stack([src[:, 0], -src[:, 1], np.ones(n), np.zeros(n)])
-        A[1::2] = np.column_stack([src[:, 1], src[:, 0], np.zeros(n), np.ones(n)])
-    p, _, rank, _ = np.linalg.lstsq(A, dst.reshape(-1), rcond=None)
-    if rank < A.shape[1]:
-        return None
-    if transform == "affine":
-        return np.array([[p[0], p[1], p[2]], [p[3], p[4], p[5]], [0, 0, 1.0]])
-    return np.array([[p[0], -p[1], p[2]], [p[1], p[0], p[3]], [0, 0, 1.0]])
 
 
 # ---------------------------------------------------------------- signals

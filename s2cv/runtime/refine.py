@@ -15,8 +15,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .backends import DenseMaps
-from .metrics import inside_image, warp_points
+from s2cv.runtime.backends import DenseMaps
+from s2cv.runtime.geometry import inside_image, warp_points
 
 # Free entries (row, column) of the homography; H[2, 2] stays 1.
 _ENTRIES = ((0, 0), (0, 1), (0, 2), (1, 0), (1, 1), (1, 2), (2, 0), (2, 1))

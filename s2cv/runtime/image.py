@@ -1,7 +1,10 @@
-"""Input checks and normalisation: whatever users hold -> one gray float32 plane in [0, 1].
+"""Images in: files and arrays -> one gray float32 plane in [0, 1], the same way on every path.
 
-Why robust normalisation for 16-bit and float input: radiometric thermal frames use a narrow
-band of the 16-bit range (e.g. 7000-9000), so a plain /65535 would hand the network a flat image.
+Inference, ``register``, evaluation and training all read files with ``read_image`` and
+normalise with ``to_gray_float``, so a 16-bit radiometric thermal frame reaches the network
+stretched the same way whether it is being trained on or matched. Why robust normalisation for
+16-bit and float input: such frames use a narrow band of the range (e.g. 7000-9000), so a plain
+/65535 would hand the network a flat image.
 """
 from __future__ import annotations
 
@@ -10,8 +13,54 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp")
 ROBUST_PERCENTILES = (0.5, 99.5)
-SAMPLES_DIR = Path(__file__).parent / "samples"
+GRAY_TOLERANCE = 2  # max channel difference still treated as gray (JPEG chroma noise)
+SAMPLES_DIR = Path(__file__).resolve().parent.parent / "samples"
+
+
+def read_image(path: str | Path) -> np.ndarray:
+    """An image file as a user would hand it to a detector: depth kept (8/16-bit), 2-D for gray,
+    BGR for colour; alpha is dropped and 3-channel files whose channels are equal (thermal/NIR
+    saved as RGB) become single-channel. Clear errors instead of ``cv2.imread``'s None.
+
+    Decoding from bytes (not ``cv2.imread(path)``) keeps non-ASCII paths working on Windows.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"image file not found: {path}")
+    if not path.is_file():
+        raise ValueError(f"not an image file: {path}")
+    data = np.fromfile(str(path), dtype=np.uint8)
+    img = cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if data.size else None
+    if img is None or img.size == 0:
+        raise ValueError(f"cannot decode image {path} (unsupported or corrupt file)")
+    if img.ndim == 3 and img.shape[2] == 4:
+        img = img[:, :, :3]
+    if img.ndim == 3 and img.shape[2] == 3:
+        spread = np.abs(img.astype(np.int32) - img[:, :, :1].astype(np.int32)).max()
+        if spread <= GRAY_TOLERANCE:
+            img = img[:, :, 0]
+    if img.ndim == 3 and img.shape[2] == 1:
+        img = img[:, :, 0]
+    return np.ascontiguousarray(img)
+
+
+def read_gray(path: str | Path) -> np.ndarray:
+    """``to_gray_float(read_image(path))``: what the network sees of a file, in training too."""
+    return to_gray_float(read_image(path), str(path))
+
+
+def list_images(root: str | Path) -> list[Path]:
+    """Every image file of a folder (sorted by name); hidden files are skipped."""
+    root = Path(root)
+    if not root.is_dir():
+        raise FileNotFoundError(f"image folder not found: {root}")
+    files = sorted(p for p in root.iterdir()
+                   if p.suffix.lower() in IMAGE_EXTENSIONS and not p.name.startswith(".") and p.is_file())
+    if not files:
+        raise FileNotFoundError(f"no images ({', '.join(IMAGE_EXTENSIONS)}) in {root}")
+    return files
 
 
 def to_gray_float(image: np.ndarray, name: str = "image") -> np.ndarray:
@@ -160,7 +209,7 @@ def sample_image() -> np.ndarray:
     export validation, backend parity checks and benchmarks run on by default."""
     if SAMPLES_DIR.is_dir():
         for path in sorted(SAMPLES_DIR.iterdir()):
-            if path.suffix.lower() in (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp"):
+            if path.suffix.lower() in IMAGE_EXTENSIONS:
                 img = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
                 if img is not None:
                     return img

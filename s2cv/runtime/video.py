@@ -15,7 +15,6 @@ and ``OUT/summary.json``; it prints the frames per second.
 """
 from __future__ import annotations
 
-import argparse
 import json
 import math
 import re
@@ -30,10 +29,10 @@ from typing import Any, TypeVar
 import cv2
 import numpy as np
 
-from . import viz
-from .register import RegistrationError, _for_detector, read_image, register_features
+from s2cv.runtime import viz
+from s2cv.runtime.image import IMAGE_EXTENSIONS, read_image
+from s2cv.runtime.register import RegistrationError, for_detector, register_features
 
-IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp")
 STYLES = ("blend", "overlay")
 # (fourcc, file suffix), first that this OpenCV build opens for writing wins
 CODECS = (("mp4v", ".mp4"), ("MJPG", ".avi"))
@@ -176,7 +175,7 @@ class PairedFrames:
                 continue
             try:
                 vis, ir = read_image(vis_file), read_image(ir_file)
-            except (OSError, RegistrationError) as exc:
+            except (OSError, ValueError, RegistrationError) as exc:
                 self._skip(name, str(exc))
                 continue
             yield FramePair(index, name, vis, ir)
@@ -250,7 +249,7 @@ def make_detector(model: str, nfeatures: int, backend: str = "auto", device: str
     """The detector the CLIs name by ``--model``: a zoo name or checkpoint, or 'sift' (baseline)."""
     if model == "sift":
         return cv2.SIFT_create(nfeatures)
-    from .feature2d import S2Net_create
+    from s2cv.runtime.feature2d import S2Net_create
 
     return S2Net_create(nfeatures=nfeatures, model=model, backend=backend, device=device)
 
@@ -311,8 +310,8 @@ def write_registered_video(source: PairedFrames, out_dir: str | Path, *, H: np.n
         for pair in progress_bar(source, source.count, "registered video", "frame", progress):
             record: dict[str, Any] = {"index": pair.index, "name": pair.name}
             if detector is not None:
-                kv, dv = detector.detectAndCompute(_for_detector(pair.vis, detector, "visible"), None)
-                ki, di = detector.detectAndCompute(_for_detector(pair.ir, detector, "IR"), None)
+                kv, dv = detector.detectAndCompute(for_detector(pair.vis, detector, "visible"), None)
+                ki, di = detector.detectAndCompute(for_detector(pair.ir, detector, "IR"), None)
                 result = register_features(kv, dv, ki, di, norm=detector.defaultNorm(), vis_shape=pair.vis.shape,
                                            ir_shape=pair.ir.shape, ransac_threshold=ransac_threshold,
                                            min_inliers=min_inliers)
@@ -350,50 +349,3 @@ def write_registered_video(source: PairedFrames, out_dir: str | Path, *, H: np.n
     }
     (out_dir / "summary.json").write_text(json.dumps(summary, indent=2, allow_nan=False))
     return summary
-
-
-# ---------------------------------------------------------------- register --video
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """``s2cv register``'s video options."""
-    group = parser.add_argument_group("video (VIS and IR are two videos or two folders of frames)")
-    group.add_argument("--video", action="store_true",
-                       help="write OUT/registered.mp4: every IR frame warped onto its visible frame")
-    group.add_argument("--H", metavar="H.txt",
-                       help="fixed homography IR -> visible (H.txt of s2cv calibrate); default: re-estimate per frame")
-    group.add_argument("--style", choices=STYLES, default="blend", help="output frames (default: %(default)s)")
-    group.add_argument("--max-frames", type=int, help="stop after this many frames")
-    group.add_argument("--step", type=int, default=1, help="use every STEP-th frame (default: 1)")
-    group.add_argument("--fps", type=float, help=f"output frame rate (default: the input's; {FOLDER_FPS:g} for folders)")
-
-
-def main_register(args: argparse.Namespace, parser: argparse.ArgumentParser, prog: str) -> int:
-    """``s2cv register --video``: 0 when the video is written, 2 (one line on stderr) otherwise."""
-    if not args.video:
-        parser.error("--H applies to --video")
-    if args.sample or args.vis is None or args.ir is None:
-        parser.error("--video needs VIS and IR (two videos or two folders of frames), not --sample")
-    if args.refine or args.transform != "homography" or args.ratio is not None:
-        parser.error("--video registers each frame with a plain homography fit (no --refine, --ratio, --transform)")
-    try:
-        source = PairedFrames(args.vis, args.ir, step=args.step, max_frames=args.max_frames)
-        H = load_homography(args.H) if args.H else None
-        detector = None if H is not None else make_detector(args.model, args.nfeatures, args.backend, args.device)
-        summary = write_registered_video(source, args.output, H=H, detector=detector, style=args.style, fps=args.fps,
-                                         ransac_threshold=args.ransac_threshold, min_inliers=args.min_inliers)
-    except (OSError, ValueError, TypeError, RegistrationError, RuntimeError) as exc:
-        print(f"{prog}: error: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}", file=sys.stderr)
-        return 2
-    out = Path(args.output)
-    if not summary["frames"]:
-        print(f"{prog}: error: no frame could be read ({len(summary['skipped'])} skipped)", file=sys.stderr)
-        return 2
-    if not summary["frames_registered"]:
-        (out / summary["output"]).unlink()
-        print(f"{prog}: error: none of the {summary['frames']} frames registers on its own (see "
-              f"{out / 'summary.json'}); calibrate the rig with s2cv calibrate and pass --H", file=sys.stderr)
-        return 2
-    print(f"wrote {out / summary['output']}: {summary['frames']} frames ({summary['homography']} homography, "
-          f"{summary['frames_registered']} registered), {summary['frames_per_second']:.1f} frames/s")
-    return 0

@@ -8,7 +8,6 @@ Every tenth pair (sorted by name) is held out as the validation split used to ch
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
@@ -16,76 +15,9 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from .augment import GeometricParams, pair_augment, s2_transform
-from .image import to_gray_float
-from .register import read_image
-
-IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp")
-
-
-@dataclass(frozen=True)
-class AlignedPair:
-    name: str
-    path_a: Path  # visible
-    path_b: Path  # thermal / near-infrared
-
-
-def _check_dir(path: Path) -> Path:
-    if not path.is_dir():
-        raise FileNotFoundError(f"data folder not found: {path}")
-    return path
-
-
-def list_roadscene(root: Path) -> list[AlignedPair]:
-    root = _check_dir(root)
-    names = (root / "train.txt").read_text().split()
-    return [AlignedPair(n, root / "aligned" / "vis" / n, root / "aligned" / "ir" / n) for n in names]
-
-
-def list_visnir(root: Path) -> list[AlignedPair]:
-    folder = _check_dir(root / "train" / "country")
-    return [AlignedPair(p.name[:-8], p, p.with_name(p.name.replace("_rgb", "_nir")))
-            for p in sorted(folder.glob("*_rgb.*"))]
-
-
-def list_folder(root: Path) -> list[AlignedPair]:
-    root = _check_dir(root)
-    for a, b in (("vis", "ir"), ("a", "b")):
-        if (root / a).is_dir() and (root / b).is_dir():
-            files = {p.stem: p for p in (root / b).iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS}
-            return [AlignedPair(p.stem, p, files[p.stem]) for p in sorted((root / a).iterdir())
-                    if p.suffix.lower() in IMAGE_EXTENSIONS and p.stem in files]
-    raise FileNotFoundError(f"{root}: expected sub-folders vis/ and ir/ (or a/ and b/) of aligned images")
-
-
-LAYOUTS = {"roadscene": list_roadscene, "visnir": list_visnir, "folder": list_folder}
-
-
-def list_pairs(kind: str, root: str | Path, split: str = "train") -> list[AlignedPair]:
-    """The pairs of one data set's training data; ``split`` 'train' or 'val' (every tenth pair)."""
-    if kind not in LAYOUTS:
-        raise ValueError(f"unknown dataset {kind!r}; expected one of {sorted(LAYOUTS)}")
-    pairs = sorted(LAYOUTS[kind](Path(root)), key=lambda p: p.name)
-    if not pairs:
-        raise FileNotFoundError(f"no aligned pairs found for dataset {kind!r} in {root}")
-    val = [p for i, p in enumerate(pairs) if i % 10 == 5]
-    return val if split == "val" else [p for p in pairs if p not in val]
-
-
-def list_images(root: str | Path) -> list[Path]:
-    """Every image of a folder of single-modality frames (sorted): material for one SSL branch."""
-    root = _check_dir(Path(root))
-    files = sorted(p for p in root.iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS)
-    if not files:
-        raise FileNotFoundError(f"no images ({', '.join(IMAGE_EXTENSIONS)}) in {root}")
-    return files
-
-
-def read_gray(path: Path) -> np.ndarray:
-    """Gray float32 in [0, 1], read and normalised exactly as inference does (``register.read_image``
-    keeps the file's depth, ``image.to_gray_float`` normalises it: a 16-bit radiometric frame is
-    stretched robustly, not truncated to 8 bits)."""
-    return to_gray_float(read_image(path), str(path))
+from s2cv.evaluation.datasets import AlignedPair
+from s2cv.runtime.image import read_gray
+from s2cv.training.augment import GeometricParams, pair_augment, s2_transform
 
 
 class S2PairDataset(Dataset):

@@ -26,7 +26,7 @@ INPUT_NAME, OUTPUT_NAMES = "image", ("scores", "descriptors")
 LAYOUT = ("one input 'image' float32 (B,1,H,W), gray in [0,1], and outputs 'scores' (B,1,H,W) and "
           "'descriptors' (B,D,H/stride,W/stride): a graph written by `s2cv export MODEL -o FILE.onnx`")
 # OpenCV's cv::XFeat contract (``s2cv export --format cv-xfeat``): recognised to point users to it.
-XFEAT_OUTPUTS = ("output_feats", "output_keypoints", "output_heatmap")
+XFEAT_INPUT, XFEAT_OUTPUTS = "image", ("output_feats", "output_keypoints", "output_heatmap")
 _REQUIRED_KEYS = ("s2cv.arch", "s2cv.stride", "s2cv.pad_multiple", "s2cv.descriptor_dim")
 
 

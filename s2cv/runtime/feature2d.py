@@ -20,14 +20,15 @@ from typing import TYPE_CHECKING, Any, Sequence
 import cv2
 import numpy as np
 
-from . import postprocess
-from .backends import Backend, DenseMaps, make_backend
-from .extras import torch_if_loaded
-from .image import check_mask, contrast_mask, pad_to_multiple, to_gray_float
-from .zoo import model_meta
+from s2cv.runtime import postprocess
+from s2cv.runtime.backends import Backend, DenseMaps, make_backend
+from s2cv.runtime.extras import torch_if_loaded
+from s2cv.runtime.image import check_mask, contrast_mask, pad_to_multiple, to_gray_float
+from s2cv.runtime.zoo import model_meta
 
 if TYPE_CHECKING:
     from torch import nn
+
 
 _SHELLS: list["S2NetFeature2D"] = []
 
@@ -77,7 +78,7 @@ class S2NetFeature2D(cv2.Feature2D):
 
     def _load(self, model: str | Path | nn.Module) -> None:
         """A torch module runs as given; a zoo name or path is resolved without torch (the
-        backend loads the checkpoint only if it needs the network, see ``s2cv.backends``)."""
+        backend loads the checkpoint only if it needs the network, see ``s2cv.runtime.backends``)."""
         torch = torch_if_loaded()
         if torch is not None and isinstance(model, torch.nn.Module):
             net, meta = model, {"arch": type(model).__name__, "path": None}
@@ -158,7 +159,7 @@ class S2NetFeature2D(cv2.Feature2D):
     def detectAndComputeMaps(self, image: np.ndarray, mask: Any = None
                              ) -> tuple[tuple[cv2.KeyPoint, ...], np.ndarray | None, DenseMaps]:
         """``detectAndCompute`` plus the full-resolution dense maps it ran on, so a consumer of the
-        maps (``s2cv.refine``) does not run the network a second time."""
+        maps (``s2cv.runtime.refine``) does not run the network a second time."""
         kps, desc, maps = self._detect(image, mask)
         return kps, desc, maps if maps is not None else self.denseMaps(to_gray_float(image))
 

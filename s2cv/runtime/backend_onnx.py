@@ -5,7 +5,7 @@ the graph ``s2cv export`` wrote beside the checkpoint (``<checkpoint stem>.onnx`
 it was exported from that very file: zoo models ship theirs); else an export of the network
 into the cache directory ($S2CV_CACHE or ~/.cache/s2cv), keyed by the checkpoint's sha256
 (weights digest for in-memory nets) so it runs once per model. Only that last case needs torch
-(the ``[train]`` extra). Nothing is ever written beside installed files. CUDA execution
+(the ``[train]`` extra) and goes through ``backend_torch``. Nothing is ever written beside installed files. CUDA execution
 provider when onnxruntime has one and the device allows it, else CPU.
 """
 from __future__ import annotations
@@ -15,12 +15,16 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from .backends import DenseMaps, check_batch
-from .graph import (INPUT_NAME, OUTPUT_NAMES, cache_dir, file_sha256, onnx_model_meta,  # noqa: F401 (re-exported)
-                    prebuilt_onnx, read_onnx_metadata)
+from s2cv.runtime.backends import DenseMaps, check_batch
+from s2cv.runtime.graph import (
+    INPUT_NAME,
+    OUTPUT_NAMES,
+    prebuilt_onnx,
+    read_onnx_metadata,
+)
 
 # Validation of cache exports: small and quick; `s2cv export` does the full check.
-_CACHE_VALIDATION_SIZES = ((64, 96),)
+CACHE_VALIDATION_SIZES = ((64, 96),)
 
 
 def _import_onnxruntime() -> Any:
@@ -84,44 +88,18 @@ class OnnxRuntimeBackend:
         return DenseMaps(scores[:, 0], desc, self.stride)
 
 
-def cached_onnx(net: Any, meta: dict[str, Any]) -> Path:
-    """Export ``net`` once into the cache directory and return the file (reused afterwards).
-    Exporting needs torch and onnx (the ``[train]`` extra)."""
-    from . import __version__
-    from .export import arch_name, export_onnx, weights_sha256
-
-    arch = arch_name(net, meta)
-    source = meta.get("path")
-    source_sha = file_sha256(source) if source and Path(source).is_file() else ""
-    key = source_sha or weights_sha256(net)
-    path = cache_dir() / "onnx" / f"{arch}-{key[:20]}-s2cv{__version__}.onnx"
-    if path.is_file():
-        info = read_onnx_metadata(path)
-        if info["descriptor_dim"] == int(net.descriptor_dim) and info["stride"] == int(net.stride):
-            return path
-    export_onnx(net, path, arch=arch, source_sha256=source_sha, sizes=_CACHE_VALIDATION_SIZES, progress=False)
-    return path
-
-
 def graph_for(net: Any, meta: dict[str, Any], backend: str) -> Path:
     """The graph a graph runtime runs for this model: the prebuilt one, else a cached export of
     the network (loaded from ``meta["path"]`` when not given; needs the ``[train]`` extra)."""
     path = prebuilt_onnx(meta)
     if path:
         return path
-    if net is None:
-        if not meta.get("path"):
-            raise ValueError(f"backend={backend!r} needs a network, a checkpoint or meta['onnx'] "
-                             f"(path of an s2cv ONNX export)")
-        from .zoo import load_model
+    from s2cv.runtime.backend_torch import cached_onnx, network_for
 
-        net, loaded = load_model(meta["path"])
-        for key, value in loaded.items():  # the detector's meta learns what the checkpoint says (arch, ...)
-            meta.setdefault(key, value)
-    return cached_onnx(net, meta)
+    return cached_onnx(network_for(net, meta, backend), meta)
 
 
 def make_onnx(net: Any, meta: dict[str, Any], device: str) -> OnnxRuntimeBackend:
-    """Backend factory (see ``s2cv.backends.BACKENDS``): a prebuilt graph, else a cached export."""
+    """Backend factory (see ``s2cv.runtime.backends.BACKENDS``): a prebuilt graph, else a cached export."""
     _import_onnxruntime()
     return OnnxRuntimeBackend(graph_for(net, meta, "onnxruntime"), device)

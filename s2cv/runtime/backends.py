@@ -9,21 +9,21 @@ every ONNX path never import torch. ``make_backend`` is the one entry point.
 
 A factory gets ``(net, meta, device)``: ``net`` is a torch module or None (then the checkpoint
 at ``meta["path"]`` is loaded only by a backend that needs the network), ``meta`` says where
-the checkpoint and its graph are (``s2cv.zoo.model_meta``).
+the checkpoint and its graph are (``s2cv.runtime.zoo.model_meta``).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
 import importlib
 import importlib.util
 import os
 import sys
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 import numpy as np
 
-from .extras import torch_if_loaded
-from .graph import prebuilt_onnx
+from s2cv.runtime.extras import torch_if_loaded
+from s2cv.runtime.graph import prebuilt_onnx
 
 
 @dataclass
@@ -57,10 +57,10 @@ def check_batch(batch: Any, pad_multiple: int) -> np.ndarray:
 
 # name -> "module:factory(net, meta, device)", imported lazily.
 BACKENDS: dict[str, str] = {
-    "torch": "s2cv.backend_torch:make_torch",
-    "onnxruntime": "s2cv.backend_onnx:make_onnx",
-    "opencv": "s2cv.backend_opencv:make_opencv",
-    "tensorrt": "s2cv.backend_trt:make_tensorrt",
+    "torch": "s2cv.runtime.backend_torch:make_torch",
+    "onnxruntime": "s2cv.runtime.backend_onnx:make_onnx",
+    "opencv": "s2cv.runtime.backend_opencv:make_opencv",
+    "tensorrt": "s2cv.runtime.backend_trt:make_tensorrt",
 }
 # backend="auto" on CPU with a prebuilt graph: the faster of the two graph runtimes first, as
 # measured by benchmarks/bench_backends.py (docs/results.md, "Speed (CPU)"); eager torch last.

@@ -1,10 +1,9 @@
-"""Plain NumPy reference of :mod:`s2cv.postprocess`, for tests and benchmarks.
+"""Plain NumPy reference of :mod:`s2cv.runtime.postprocess`, for tests and benchmarks.
 
 Written to be obviously right rather than fast. It repeats the compiled
 kernels' float32 operations in the same order, so tests can compare
 positions tightly and keypoint sets exactly.
 """
-
 from __future__ import annotations
 
 import numpy as np
@@ -34,7 +33,7 @@ def detect(
     max_keypoints: int = 0,
     subpixel: bool = True,
 ) -> np.ndarray:
-    """Reference of :func:`s2cv.postprocess.detect` (same arguments and result)."""
+    """Reference of :func:`s2cv.runtime.postprocess.detect` (same arguments and result)."""
     s = np.asarray(scores, dtype=np.float32)
     if s.ndim != 2 or s.size == 0:
         raise ValueError(f"scores: expected a non-empty 2-D array, got shape {s.shape}")
@@ -79,7 +78,7 @@ def _tap(coord: np.ndarray, stride: np.float32, size: int) -> tuple[np.ndarray, 
 
 
 def sample_descriptors(descriptors: np.ndarray, keypoints_xy: np.ndarray, stride: float = 1.0) -> np.ndarray:
-    """Reference of :func:`s2cv.postprocess.sample_descriptors`."""
+    """Reference of :func:`s2cv.runtime.postprocess.sample_descriptors`."""
     d = np.asarray(descriptors, dtype=np.float32)
     k = np.asarray(keypoints_xy, dtype=np.float32)
     if d.ndim != 3 or d.size == 0:

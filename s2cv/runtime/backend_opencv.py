@@ -18,9 +18,9 @@ from typing import Any
 import cv2
 import numpy as np
 
-from .backends import DenseMaps, check_batch, resolve_device
-from .backend_onnx import graph_for
-from .graph import INPUT_NAME, OUTPUT_NAMES, read_onnx_metadata
+from s2cv.runtime.backend_onnx import graph_for
+from s2cv.runtime.backends import DenseMaps, check_batch, resolve_device
+from s2cv.runtime.graph import INPUT_NAME, OUTPUT_NAMES, read_onnx_metadata
 
 
 class OpenCVBackend:
@@ -57,5 +57,5 @@ class OpenCVBackend:
 
 
 def make_opencv(net: Any, meta: dict[str, Any], device: str) -> OpenCVBackend:
-    """Backend factory (see ``s2cv.backends.BACKENDS``): a prebuilt graph, else a cached export."""
+    """Backend factory (see ``s2cv.runtime.backends.BACKENDS``): a prebuilt graph, else a cached export."""
     return OpenCVBackend(graph_for(net, meta, "opencv"), device)

@@ -23,7 +23,6 @@ Semantics shared by every back end:
 ``HAS_CUDA`` is true when ``s2cv._C_cuda`` was built and a GPU is visible; it
 is evaluated on first access so importing this module never touches CUDA.
 """
-
 from __future__ import annotations
 
 import importlib
@@ -35,6 +34,7 @@ import numpy as np
 
 if TYPE_CHECKING:
     import torch
+
 
 __all__ = ["HAS_CUDA", "detect", "detect_cuda", "sample_descriptors", "sample_descriptors_cuda"]
 

@@ -1,0 +1,68 @@
+"""Model zoo: the one place that knows about weight files.
+
+A checkpoint is a plain dict (loadable with ``torch.load(weights_only=True)``):
+``{"format": "s2cv/1", "arch": str, "conf": dict, "state_dict": ..., "meta": dict}`` plus, for
+training checkpoints, ``optimizer`` and ``step``. Zoo names map to files shipped in
+``s2cv/weights``, each with the ONNX graph exported from it beside it; anything else is
+treated as a path.
+
+Resolving a model (``model_meta``) never imports torch: the runtime runs the graph beside the
+checkpoint. Reading and writing checkpoints (``load_model``, ``save_checkpoint``) needs the
+``[train]`` extra and says so when it is missing.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from s2cv.runtime.graph import onnx_model_meta, prebuilt_onnx, read_onnx_metadata
+
+if TYPE_CHECKING:
+    pass
+
+WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "weights"
+ZOO: dict[str, str] = {
+    "default": "s2fast-vis-ir-nir.pt",   # visible <-> thermal and <-> NIR (RoadScene + VIS-NIR)
+    "s2fast": "s2fast-vis-ir-nir.pt",    # the default's network by name: S2Fast, 124 k parameters, trained from scratch
+    "s2xfeat": "s2xfeat-vis-ir-nir.pt",  # XFeat layout, S2-trained from XFeat's weights; holds better on hard geometry
+    "vis-ir": "s2fast-vis-ir.pt",         # an earlier stage of the default fine-tuned on RoadScene (visible <-> thermal)
+    "r2d2": "r2d2-vis-ir-nir.pt",         # full-resolution R2D2-style net trained on a GPU; slow on CPU
+    "xfeat": "xfeat-released.pt",         # XFeat's released weights, converted (visible only; the S2 starting point)
+}
+
+
+def available_models() -> list[str]:
+    """Zoo names whose weight file is actually shipped."""
+    return [name for name, file in ZOO.items() if (WEIGHTS_DIR / file).is_file()]
+
+
+def resolve(model: str | Path) -> Path:
+    """A zoo name or a checkpoint path -> an existing file (clear errors otherwise)."""
+    if isinstance(model, str) and model in ZOO:
+        path = WEIGHTS_DIR / ZOO[model]
+        if not path.is_file():
+            raise FileNotFoundError(
+                f"the zoo model {model!r} is not shipped in this build of s2cv (expected {path}); "
+                f"available: {available_models() or 'none'}. Train one with `python -m s2cv.train` "
+                f"and pass model=PATH.")
+        return path
+    path = Path(model)
+    if not path.is_file():
+        raise FileNotFoundError(f"model {str(model)!r} is neither a zoo name ({sorted(ZOO)}) nor a checkpoint file")
+    return path
+
+
+def model_meta(model: str | Path) -> dict[str, Any]:
+    """Zoo name, checkpoint or ``.onnx`` path -> what the backends need to run it, without torch:
+    ``{"path": checkpoint or None, "onnx": graph or absent, **graph metadata}``.
+
+    A checkpoint's graph is the ``.onnx`` beside it when it was exported from that very file
+    (zoo models ship theirs); a stale one is skipped with a warning (``graph.prebuilt_onnx``).
+    """
+    if Path(str(model)).suffix.lower() == ".onnx" and not (isinstance(model, str) and model in ZOO):
+        return onnx_model_meta(model)
+    meta: dict[str, Any] = {"path": str(resolve(model))}
+    graph = prebuilt_onnx(meta)
+    if graph is not None:
+        meta = {**read_onnx_metadata(graph), **meta}
+    return meta
