@@ -15,12 +15,11 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from s2cv.runtime.backends import DenseMaps, check_batch
+from s2cv.runtime.backends import DenseMaps, GraphBackend, check_batch
 from s2cv.runtime.graph import (
     INPUT_NAME,
     OUTPUT_NAMES,
     prebuilt_onnx,
-    read_onnx_metadata,
 )
 
 # Validation of cache exports: small and quick; `s2cv export` does the full check.
@@ -63,18 +62,13 @@ def _providers(device: str) -> list[Any]:
     raise ValueError(f"unknown device {device!r}; expected 'auto', 'cpu', 'cuda' or 'cuda:N'")
 
 
-class OnnxRuntimeBackend:
+class OnnxRuntimeBackend(GraphBackend):
     """Runs an s2cv ONNX export; returns numpy DenseMaps (the C++ postprocess takes them as is)."""
 
     name = "onnxruntime"
 
     def __init__(self, onnx_path: str | Path, device: str = "auto") -> None:
-        info = read_onnx_metadata(onnx_path)
-        self.path = Path(onnx_path)
-        self.info = info
-        self.stride = int(info["stride"])
-        self.pad_multiple = int(info["pad_multiple"])
-        self.descriptor_dim = int(info["descriptor_dim"])
+        super().__init__(onnx_path)
         providers = _providers(device)
         self.session = onnx_session(self.path, providers)
         self.providers = self.session.get_providers()

@@ -19,11 +19,11 @@ import cv2
 import numpy as np
 
 from s2cv.runtime.backend_onnx import graph_for
-from s2cv.runtime.backends import DenseMaps, check_batch, resolve_device
-from s2cv.runtime.graph import INPUT_NAME, OUTPUT_NAMES, read_onnx_metadata
+from s2cv.runtime.backends import DenseMaps, GraphBackend, check_batch, resolve_device
+from s2cv.runtime.graph import INPUT_NAME, OUTPUT_NAMES
 
 
-class OpenCVBackend:
+class OpenCVBackend(GraphBackend):
     """Runs an s2cv ONNX export with ``cv2.dnn``; returns numpy DenseMaps."""
 
     name = "opencv"
@@ -33,12 +33,7 @@ class OpenCVBackend:
             resolve_device(device)  # ValueError for a name that is no device at all
             raise RuntimeError(f"backend='opencv' runs on the CPU only (OpenCV {cv2.__version__}'s ONNX engine has "
                                f"no GPU back-end), got device={device!r}")
-        info = read_onnx_metadata(onnx_path)
-        self.path = Path(onnx_path)
-        self.info = info
-        self.stride = int(info["stride"])
-        self.pad_multiple = int(info["pad_multiple"])
-        self.descriptor_dim = int(info["descriptor_dim"])
+        super().__init__(onnx_path)
         try:
             self.net = cv2.dnn.readNetFromONNX(str(self.path))
         except cv2.error as exc:

@@ -17,13 +17,14 @@ import importlib
 import importlib.util
 import os
 import sys
+from pathlib import Path
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 import numpy as np
 
 from s2cv.runtime.extras import torch_if_loaded
-from s2cv.runtime.graph import prebuilt_onnx
+from s2cv.runtime.graph import prebuilt_onnx, read_onnx_metadata
 
 
 @dataclass
@@ -42,6 +43,18 @@ class Backend(Protocol):
     descriptor_dim: int
 
     def __call__(self, batch: np.ndarray) -> DenseMaps: ...
+
+
+class GraphBackend:
+    """What the backends that run an s2cv ONNX graph share: the file, and the layout (stride, pad
+    multiple, descriptor size) its metadata declares, read once without the onnx package."""
+
+    def __init__(self, onnx_path: str | Path) -> None:
+        self.path = Path(onnx_path)
+        self.info = read_onnx_metadata(self.path)
+        self.stride = int(self.info["stride"])
+        self.pad_multiple = int(self.info["pad_multiple"])
+        self.descriptor_dim = int(self.info["descriptor_dim"])
 
 
 def check_batch(batch: Any, pad_multiple: int) -> np.ndarray:
