@@ -11,8 +11,7 @@ import argparse
 import sys
 from typing import Sequence
 
-import cv2  # noqa: E402
-
+from s2cv.deploy import export_xfeat
 from s2cv.deploy.export import (
     DEFAULT_OPSET,
     DEFAULT_SIZES,
@@ -20,11 +19,10 @@ from s2cv.deploy.export import (
     FP32_TOLERANCE,
     ExportValidationError,
     Tolerance,
-    arch_name,
-    export_onnx,
+    export_model,
 )
-from s2cv.runtime.graph import file_sha256
-
+from s2cv.deploy.export_xfeat import DEFAULT_SIZE
+from s2cv.runtime.image import read_image
 
 
 # ----------------------------------------------------------------------------- CLI
@@ -63,26 +61,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
     if args.format == "cv-xfeat":
-        return _main_cv_xfeat(parser, args)
-    if args.size is not None:
+        if args.fp16 or args.scores_atol is not None or args.min_cosine is not None:
+            parser.error("--fp16, --scores-atol and --min-cosine are for --format s2cv")
+    elif args.size is not None:
         parser.error("--size is for --format cv-xfeat (s2cv graphs take any size)")
-    from s2cv.models.checkpoint import load_model
-    from s2cv.runtime.zoo import resolve
-
     try:
-        image = None
-        if args.image:
-            image = cv2.imread(args.image, cv2.IMREAD_UNCHANGED)
-            if image is None:
-                raise FileNotFoundError(f"cannot read validation image {args.image}")
-        net, meta = load_model(args.model)
-        default = FP16_TOLERANCE if args.fp16 else FP32_TOLERANCE
-        tolerance = Tolerance(args.scores_atol if args.scores_atol is not None else default.scores_atol,
-                              args.min_cosine if args.min_cosine is not None else default.min_cosine)
-        report = export_onnx(net, args.output, args.opset, arch=arch_name(net, meta),
-                             source_sha256=file_sha256(resolve(args.model)), fp16=args.fp16,
-                             validate=not args.no_validate, image=image, sizes=args.sizes,
-                             tolerance=tolerance, progress=not args.quiet)
+        image = read_image(args.image) if args.image else None
+        if args.format == "cv-xfeat":
+            size = DEFAULT_SIZE if args.size is None else args.size
+            report = export_xfeat.export_model(args.model, args.output, size, args.opset,
+                                               validate_graph=not args.no_validate, image=image)
+        else:
+            default = FP16_TOLERANCE if args.fp16 else FP32_TOLERANCE
+            tolerance = Tolerance(args.scores_atol if args.scores_atol is not None else default.scores_atol,
+                                  args.min_cosine if args.min_cosine is not None else default.min_cosine)
+            report = export_model(args.model, args.output, args.opset, fp16=args.fp16, validate=not args.no_validate,
+                                  image=image, sizes=args.sizes, tolerance=tolerance, progress=not args.quiet)
     except ExportValidationError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
@@ -92,36 +86,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     for check in report.checks:
         print(check.line())
     m = report.metadata
-    print(f"wrote {report.path} ({m['s2cv.arch']}, {m['s2cv.precision']}, opset {args.opset}, "
-          f"stride {m['s2cv.stride']}, D={m['s2cv.descriptor_dim']}, weights {m['s2cv.weights_sha256'][:12]})")
-    return 0
-
-
-def _main_cv_xfeat(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
-    from s2cv.deploy.export_xfeat import DEFAULT_SIZE, export_model
-
-    if args.fp16 or args.scores_atol is not None or args.min_cosine is not None:
-        parser.error("--fp16, --scores-atol and --min-cosine are for --format s2cv")
-    size = DEFAULT_SIZE if args.size is None else args.size
-    try:
-        image = None
-        if args.image:
-            image = cv2.imread(args.image, cv2.IMREAD_UNCHANGED)
-            if image is None:
-                raise FileNotFoundError(f"cannot read validation image {args.image}")
-        report = export_model(args.model, args.output, size, args.opset, validate_graph=not args.no_validate,
-                              image=image)
-    except ExportValidationError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
-    except (FileNotFoundError, ValueError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    for check in report.checks:
-        print(check.line())
-    print(f"wrote {report.path} (cv::XFeat graph of {report.metadata['s2cv.arch']}, input 1x1x{size}x{size}, "
-          f"weights {report.metadata['s2cv.weights_sha256'][:12]}); run it with "
-          f"cv2.XFeat_create({str(report.path)!r}, inputSize=({size}, {size}))")
+    if args.format == "cv-xfeat":
+        print(f"wrote {report.path} (cv::XFeat graph of {m['s2cv.arch']}, input 1x1x{size}x{size}, "
+              f"weights {m['s2cv.weights_sha256'][:12]}); run it with "
+              f"cv2.XFeat_create({str(report.path)!r}, inputSize=({size}, {size}))")
+    else:
+        print(f"wrote {report.path} ({m['s2cv.arch']}, {m['s2cv.precision']}, opset {args.opset}, "
+              f"stride {m['s2cv.stride']}, D={m['s2cv.descriptor_dim']}, weights {m['s2cv.weights_sha256'][:12]})")
     return 0
 
 

@@ -270,6 +270,20 @@ def export_onnx(net: nn.Module, path: str | Path, opset: int = DEFAULT_OPSET, *,
 
 
 # ----------------------------------------------------------------------------- validation
+def export_model(model: str | Path, output: str | Path, opset: int = DEFAULT_OPSET, *, fp16: bool = False,
+                 validate: bool = True, image: np.ndarray | None = None,
+                 sizes: Sequence[tuple[int, int]] = DEFAULT_SIZES, tolerance: Tolerance | None = None,
+                 progress: bool = False) -> ExportReport:
+    """A zoo name or checkpoint -> its s2cv graph, recording the checkpoint's hash (what ``s2cv export`` runs)."""
+    from s2cv.models.checkpoint import load_model
+    from s2cv.runtime.graph import file_sha256
+    from s2cv.runtime.zoo import resolve
+
+    net, meta = load_model(model)
+    return export_onnx(net, output, opset, arch=arch_name(net, meta), source_sha256=file_sha256(resolve(model)),
+                       fp16=fp16, validate=validate, image=image, sizes=sizes, tolerance=tolerance, progress=progress)
+
+
 def _onnx_outputs(session: Any, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     scores, desc = session.run(list(OUTPUT_NAMES), {INPUT_NAME: batch})
     return scores, desc
