@@ -207,10 +207,7 @@ def synthetic_image(height: int, width: int, seed: int = 0) -> np.ndarray:
 def sample_image() -> np.ndarray:
     """A real sample photograph when the package ships one, else ``synthetic_image``: what
     export validation, backend parity checks and benchmarks run on by default."""
-    if SAMPLES_DIR.is_dir():
-        for path in sorted(SAMPLES_DIR.iterdir()):
-            if path.suffix.lower() in IMAGE_EXTENSIONS:
-                img = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
-                if img is not None:
-                    return img
-    return synthetic_image(480, 640)
+    try:
+        return read_image(list_images(SAMPLES_DIR)[0])
+    except FileNotFoundError:  # a build without the samples folder, or an empty one
+        return synthetic_image(480, 640)
