@@ -1,4 +1,4 @@
-"""Pictures for checking results by eye: match lines, MMA and training curves, checkerboard overlays.
+"""Curves for checking results by eye (MMA per threshold, training losses), drawn with matplotlib.
 """
 from __future__ import annotations
 

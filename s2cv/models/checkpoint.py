@@ -1,14 +1,9 @@
-"""Model zoo: the one place that knows about weight files.
+"""Checkpoints: write, read and validate, and load into a network.
 
 A checkpoint is a plain dict (loadable with ``torch.load(weights_only=True)``):
 ``{"format": "s2cv/1", "arch": str, "conf": dict, "state_dict": ..., "meta": dict}`` plus, for
-training checkpoints, ``optimizer`` and ``step``. Zoo names map to files shipped in
-``s2cv/weights``, each with the ONNX graph exported from it beside it; anything else is
-treated as a path.
-
-Resolving a model (``model_meta``) never imports torch: the runtime runs the graph beside the
-checkpoint. Reading and writing checkpoints (``load_model``, ``save_checkpoint``) needs the
-``[train]`` extra and says so when it is missing.
+training checkpoints, ``optimizer`` and ``step``. Needs the ``[train]`` extra and says so when it
+is missing.
 """
 from __future__ import annotations
 

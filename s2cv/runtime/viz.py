@@ -1,4 +1,5 @@
-"""Pictures for checking results by eye: match lines, MMA and training curves, checkerboard overlays.
+"""Pictures the runtime writes (``register``, ``calibrate``, ``evaluate``): match lines and
+checkerboard overlays, with OpenCV alone.
 """
 from __future__ import annotations
 

@@ -1,14 +1,9 @@
 """Model zoo: the one place that knows about weight files.
 
-A checkpoint is a plain dict (loadable with ``torch.load(weights_only=True)``):
-``{"format": "s2cv/1", "arch": str, "conf": dict, "state_dict": ..., "meta": dict}`` plus, for
-training checkpoints, ``optimizer`` and ``step``. Zoo names map to files shipped in
-``s2cv/weights``, each with the ONNX graph exported from it beside it; anything else is
-treated as a path.
-
-Resolving a model (``model_meta``) never imports torch: the runtime runs the graph beside the
-checkpoint. Reading and writing checkpoints (``load_model``, ``save_checkpoint``) needs the
-``[train]`` extra and says so when it is missing.
+Zoo names map to checkpoints shipped in ``s2cv/weights``, each with the ONNX graph exported from
+it beside it; anything else is treated as a path. Resolving a model (``model_meta``) never
+imports torch: the runtime runs the graph beside the checkpoint. Reading and writing the
+checkpoints themselves is ``s2cv.models.checkpoint``.
 """
 from __future__ import annotations
 
@@ -25,7 +20,7 @@ ZOO: dict[str, str] = {
     "default": "s2fast-vis-ir-nir.pt",   # visible <-> thermal and <-> NIR (RoadScene + VIS-NIR)
     "s2fast": "s2fast-vis-ir-nir.pt",    # the default's network by name: S2Fast, 124 k parameters, trained from scratch
     "s2xfeat": "s2xfeat-vis-ir-nir.pt",  # XFeat layout, S2-trained from XFeat's weights; holds better on hard geometry
-    "vis-ir": "s2fast-vis-ir.pt",         # an earlier stage of the default fine-tuned on RoadScene (visible <-> thermal)
+    "vis-ir": "s2fast-vis-ir.pt",         # stage 1 of the default's training, fine-tuned on RoadScene (visible <-> thermal)
     "r2d2": "r2d2-vis-ir-nir.pt",         # full-resolution R2D2-style net trained on a GPU; slow on CPU
     "xfeat": "xfeat-released.pt",         # XFeat's released weights, converted (visible only; the S2 starting point)
 }

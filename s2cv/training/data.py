@@ -1,10 +1,8 @@
-"""Training data: aligned cross-modal pairs -> crops for the S2 loss.
+"""Training data: aligned cross-modal pairs (layouts: ``s2cv.evaluation.datasets``) -> crops for the S2 loss.
 
-Layouts (all pixel-aligned pairs with the same file names on both sides):
-- ``roadscene``: ``aligned/vis`` + ``aligned/ir``, names from ``train.txt`` (the test split is never read);
-- ``visnir``: ``train/country/NNNN_rgb.jpg`` + ``NNNN_nir.jpg``;
-- ``folder``: any folder with two sub-folders ``vis`` and ``ir`` (or ``a`` and ``b``) of matching names.
-Every tenth pair (sorted by name) is held out as the validation split used to choose checkpoints.
+Files are read as the runtime reads them (``s2cv.runtime.image.read_gray``), so a 16-bit thermal
+frame is normalised the same way in training and inference. Every tenth pair (sorted by name) is
+held out as the validation split used to choose checkpoints.
 """
 from __future__ import annotations
 
