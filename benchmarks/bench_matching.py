@@ -2,7 +2,7 @@
 
 ``s2cv.register`` and ``s2cv.evaluate`` match float descriptors with
 ``s2cv.runtime.geometry.mutual_nn_matches``. This times it against OpenCV's brute-force matcher with
-cross-check (what it replaced, and what users write) on the default model's descriptors of the
+cross-check (what users write) on the default model's descriptors of the
 bundled VIS-NIR pair (1024×682) at several K, checks both return the same pairs, and prints the median
 of the repeats in milliseconds and the speed ratio.
 

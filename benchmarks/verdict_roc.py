@@ -1,6 +1,6 @@
 """Choose and check the thresholds of ``s2cv.runtime.verdict`` on pairs built from training images only.
 
-True pairs: the held-out validation pairs of RoadScene, VIS-NIR and LLVIP (``s2cv.train.
+True pairs: the held-out validation pairs of RoadScene, VIS-NIR and LLVIP (``s2cv.training.loop.
 validation_set``: aligned pair, second image warped by a random homography), each with
 ``--seeds`` different homographies. Mismatched pairs: the visible image of training frame i with
 the thermal/NIR image of frame i+5 (RoadScene train split, VIS-NIR ``train/country``), prepared the
@@ -17,7 +17,7 @@ thresholds (pooled and per model: the trade-off table), the weakest correct fit 
 mismatched fit per signal, ``OUT/roc.png`` and ``OUT/signals_<model>@<K>.json``.
 
     python benchmarks/verdict_roc.py --data ../shared/data --models default,vis-ir,sift --k 1024,2048,4096
-    python benchmarks/verdict_roc.py --data ../shared/data --models r2d2 --k 4096   # ~1 s per image on CPU
+    python benchmarks/verdict_roc.py --data ../shared/data --models r2d2 --k 4096   # slow on CPU (full resolution)
     python benchmarks/verdict_roc.py --report-only
     python benchmarks/verdict_roc.py --data ../shared/data --test-mismatches --k 4096   # REPORT only
 

@@ -51,7 +51,7 @@ class Tolerance:
 
 
 FP32_TOLERANCE = Tolerance()
-# Convolutions in half precision: scores move by ~1e-3, a few weak descriptors rotate slightly.
+# Convolutions in half precision move the scores and rotate a few weak descriptors slightly.
 FP16_TOLERANCE = Tolerance(scores_atol=1e-2, min_cosine=0.98)
 
 
@@ -123,7 +123,7 @@ class _DenseMapsGraph(nn.Module):
 
 def frozen_copy(net: nn.Module) -> nn.Module:
     """Float32 CPU eval copy. Why a copy: the legacy exporter restores the wrapper's training
-    flag afterwards, which flipped a caller's eval net into training mode (and BN stats moved)."""
+    flag afterwards, which would flip a caller's eval net into training mode (and move BN stats)."""
     return copy.deepcopy(net).float().cpu().eval()
 
 

@@ -25,7 +25,8 @@ class TorchBackend:
     """PyTorch eager inference; on CUDA the maps stay on the device for the CUDA postprocess.
 
     Runs a private copy of the network with BatchNorm folded into the convolutions, in
-    channels-last layout on CPU (oneDNN's native one): the same maps, about 1.3x sooner.
+    channels-last layout on CPU (oneDNN's native one): the same maps, sooner
+    (``benchmarks/bench_backends.py`` times it).
     The caller's module is never modified, so a network can be validated while it trains.
     """
 

@@ -5,7 +5,7 @@ An s2cv graph (written by ``s2cv export``) takes ``image`` float32 (B, 1, H, W),
 (B, D, H/stride, W/stride); its ``metadata_props`` (keys ``s2cv.*``) say what a backend needs
 to run it without the checkpoint. This module reads those, checks the graph's input/output
 layout, finds the graph shipped beside a checkpoint, and hashes files: the exporter
-(``s2cv.export``, training side) writes what this module reads.
+(``s2cv.deploy.export``, training side) writes what this module reads.
 
 Why a reader of its own: the ``onnx`` package (and its protobuf runtime) would be a dependency
 of every inference install just to read a dozen strings. ONNX files are protobuf messages;

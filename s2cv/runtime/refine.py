@@ -30,7 +30,7 @@ class RefineParams:
     max_points: int = 16384    # best-scored map cells per image (fewer lost pairs on validation)
     max_shift: float = 0.1     # keep the input if a corner moves more than this x image diagonal
     levels: int = 1            # descriptor-map pyramid levels, coarse to fine (1 = the maps as they are)
-    dims: int = 64             # principal axes kept (0 = all): the default's maps span <= 65, half the time
+    dims: int = 64             # principal axes kept (0 = all): the default's maps span <= 65, half the channels to sample
 
     def __post_init__(self) -> None:
         if int(self.iters) != self.iters or self.iters < 1:

@@ -199,7 +199,7 @@ def register(
     ``accept_implausible`` keeps it (then ``result.implausible_accepted`` is True).
     ``refine`` (True, or a ``RefineParams``) polishes a successful homography on the two
     images' dense descriptor maps that detection produced (``s2cv.runtime.refine``; s2cv detectors only;
-    0.6–1.7 s per pair on a 2-core CPU). The matches and inlier mask stay those of the fit.
+    several times the cost of detection: docs/results.md). The matches and inlier mask stay those of the fit.
     """
     check_options(transform, ratio, ransac_threshold, min_inliers)
     from s2cv.runtime.feature2d import S2NetFeature2D

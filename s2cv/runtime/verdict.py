@@ -16,10 +16,10 @@ matches, each against a threshold (``VerdictThresholds``); a fit must pass all o
   fit finds on the same matches with their pairing shuffled (same points, same count, no
   correspondence): what random matches give at this keypoint count.
 * **share** — the inliers are at least ``min_inlier_share`` of the matches. Accidental agreement
-  between two different scenes is structure, not chance (car lights along a horizon): on
-  training pairs of different scenes it reached 36 of 1 124 matches, far above the shuffled
-  baseline. It depends on how many matches a detector keeps (up to 10 % with s2xfeat's fewer
-  matches), so uniqueness does the rest.
+  between two different scenes is structure, not chance (car lights along a horizon), so it
+  grows with the match count far above the shuffled baseline. Its share depends on how many
+  matches a detector keeps (a detector with fewer, more selective matches reaches a higher one),
+  so uniqueness does the rest.
 * **uniqueness** — the inliers outnumber, by ``min_uniqueness``, those of the best rival model:
   the same fit on the matches this model places more than 5 % of the diagonal away. Two models
   of similar support (repeated structure, shuffled tiles) leave the answer undecided.

@@ -214,8 +214,8 @@ class DualSoftmaxLoss(nn.Module):
     temperature ``temperature`` on cosine similarities). The reliability head learns, by binary
     cross-entropy, whether that cell's mutual nearest neighbour is its true correspondence: what
     mutual-NN matching will get right. (XFeat regresses the best match's confidence by L1; across
-    modalities most cells' confidence is near 0, the L1 median, and reliability collapsed to ~0.01
-    everywhere within 500 steps, so it no longer ranked keypoints.)
+    modalities most cells' confidence is near 0, the L1 median, so that target drives reliability
+    towards 0 everywhere and it stops ranking keypoints: docs/models.md, s2xfeat.)
     """
 
     def __init__(self, temperature: float = 0.1, min_cells: int = 16) -> None:
@@ -293,8 +293,7 @@ class KeypointDistillLoss(nn.Module):
     cell weighing the same, so the student keeps the teacher's share of "no keypoint" cells.
 
     (XFeat down-weights dustbin cells to 1/32 of the positives for its ALIKE distillation; from a
-    sparser teacher that made the heatmap fire everywhere: the 90th percentile of the dustbin
-    probability fell from 0.88 to 0.22 in 500 steps.) The teacher's logits come in
+    sparser teacher that makes the heatmap fire everywhere: docs/models.md, s2xfeat.) The teacher's logits come in
     ``out1["teacher_logits"]`` (added by the trainer).
     """
 
