@@ -5,9 +5,9 @@ checks keypoints and descriptors against it). OpenCV 5's ONNX engine runs on the
 
 Two properties of ``cv2.dnn`` shape this module: ``forward`` returns arrays that alias the
 network's own buffers (the next call overwrites them), so outputs are copied; and a ``Net`` is
-not safe to call from several threads, so calls are serialised. Graphs exported before
-``s2cv.export`` wrote a stable softplus give NaN scores here (cv2.dnn's Softplus overflows to
-inf for inputs above ~88): non-finite scores raise instead of silently losing keypoints.
+not safe to call from several threads, so calls are serialised. cv2.dnn's Softplus overflows to
+inf for inputs above about 88, so a graph with a plain Softplus gives NaN scores here (``s2cv
+export`` writes a stable one): non-finite scores raise instead of silently losing keypoints.
 """
 from __future__ import annotations
 

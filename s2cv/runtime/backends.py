@@ -82,7 +82,7 @@ AUTO_CPU_GRAPH_ORDER: tuple[str, ...] = ("onnxruntime", "opencv")
 
 def no_nvidia_driver() -> bool:
     """True where no NVIDIA GPU can be visible (Linux without the driver): then device='auto'
-    means the CPU without importing torch (about a second) just to hear it say so."""
+    means the CPU without importing torch (slow to import) just to hear it say so."""
     return sys.platform.startswith("linux") and not (os.path.exists("/proc/driver/nvidia")
                                                       or os.path.exists("/dev/dxg"))  # WSL2's GPU device
 
