@@ -12,7 +12,9 @@ import torch
 import s2cv
 from s2cv.evaluation.datasets import list_pairs
 from s2cv.models.checkpoint import read_checkpoint
+from s2cv.runtime.image import read_image
 from s2cv.train import main, parse_args
+from s2cv.training import loop
 from s2cv.training.loop import learning_rate
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
@@ -126,3 +128,56 @@ def test_torchrun_two_cpu_processes(tmp_path):
     assert run.returncode == 0, run.stderr[-3000:]
     ckpt = read_checkpoint(out / "best.pt")
     assert ckpt["meta"]["batch_size"] == 4 and ckpt["step"] == 2
+
+
+def test_training_crops_are_what_s2net_create_sees_of_16bit_frames(tmp_path, monkeypatch):
+    """Radiometric frames use a narrow band of the 16-bit range: the crops the loss trains on must be
+    regions of the very plane S2Net_create hands its network for the same file (robust stretch), not
+    an 8-bit truncation of it (a near-flat image)."""
+    crop, rng = 40, np.random.default_rng(5)
+    root = tmp_path / "d"
+    for sub in ("vis", "ir"):
+        (root / sub).mkdir(parents=True)
+    for i in range(6):  # short side 1.2 crops: the training rescale is then the identity
+        img = cv2.GaussianBlur(rng.random((48, 72)).astype(np.float32), (0, 0), 1.5)
+        img = (img - img.min()) / (img.max() - img.min())
+        cv2.imwrite(str(root / "vis" / f"f{i}.png"), (7000 + 2000 * img).astype(np.uint16))
+        cv2.imwrite(str(root / "ir" / f"f{i}.png"), (7000 + 2000 * (1 - img) ** 1.5).astype(np.uint16))
+
+    det = s2cv.S2Net_create(nfeatures=8)
+    fed: list[np.ndarray] = []   # the planes the detector's network runs on
+    dense_maps = det.denseMaps
+
+    def spy_dense_maps(gray: np.ndarray):
+        fed.append(gray.copy())
+        return dense_maps(gray)
+
+    monkeypatch.setattr(det, "denseMaps", spy_dense_maps)
+    seen = {side: [] for side in ("vis", "ir")}
+    for side in seen:
+        for path in sorted((root / side).iterdir()):
+            det.detectAndCompute(read_image(path), None)
+            seen[side].append(fed.pop())
+    assert all(np.ptp(g) > 0.9 for g in seen["vis"] + seen["ir"])   # stretched, not flat
+
+    inputs: list[dict[str, torch.Tensor]] = []   # the batches each training step feeds its network
+    network_input = loop.network_input
+
+    def spy_network_input(batch, branches):
+        inputs.append(batch)
+        return network_input(batch, branches)
+
+    monkeypatch.setattr(loop, "network_input", spy_network_input)
+    assert main(["--dataset", "folder", "--data", str(root), "--steps", "2", "--val-every", "2", "--crop", str(crop),
+                 "--out", str(tmp_path / "run"), "--val-pairs", "1", "--threads", "1"]) == 0
+    assert len(inputs) == 2
+
+    def is_region(c: np.ndarray, planes: list[np.ndarray]) -> bool:
+        return any(np.array_equal(c, p[y:y + crop, x:x + crop]) for p in planes
+                   for y in range(p.shape[0] - crop + 1) for x in range(p.shape[1] - crop + 1))
+
+    for batch in inputs:  # the unaugmented crops of the two SSL branches (ir's sometimes inverted)
+        for c in batch["vis_a"][:, 0].numpy():
+            assert is_region(c, seen["vis"])
+        for c in batch["ir_a"][:, 0].numpy():
+            assert is_region(c, seen["ir"]) or is_region(c, [1.0 - p for p in seen["ir"]])

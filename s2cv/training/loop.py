@@ -16,6 +16,7 @@ import json
 import math
 import os
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -133,7 +134,24 @@ def split_outputs(out: dict[str, torch.Tensor], n: int) -> list[dict[str, torch.
     return [{k: v[i] for k, v in chunks.items()} for i in range(n)]
 
 
-def train(args: argparse.Namespace) -> Path:
+@dataclass(frozen=True)
+class Process:
+    """This process's place in a (torchrun) job; only rank 0 logs, validates and writes checkpoints."""
+
+    rank: int
+    world: int
+    device: torch.device
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+
+def start_process(args: argparse.Namespace) -> Process:
+    """Rank and device from torchrun's environment, the process group, threads and a per-rank seed.
+
+    ``--device auto`` is resolved into ``args`` so that config.json records the device used.
+    """
     rank, world = int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
     if args.device == "auto":
         args.device = f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}" if torch.cuda.is_available() else "cpu"
@@ -143,126 +161,210 @@ def train(args: argparse.Namespace) -> Path:
     if args.threads:
         torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed + rank)
-    main = rank == 0
-    out: Path = args.out
-    out.mkdir(parents=True, exist_ok=True)
+    return Process(rank, world, device)
 
-    sources = data_sources(args)
-    groups = [list_pairs(kind, root, "train") for kind, root in sources]
-    n_pairs = sum(len(g) for g in groups)
-    steps = args.steps or math.ceil((args.epochs or 25) * n_pairs / (args.batch_size * world))
-    dataset = S2PairDataset(groups, crop=args.crop, seed=args.seed, geometry=GEOMETRIES[args.geometry],
-                            unpaired=unpaired_frames(args))
 
-    if args.init:  # the checkpoint's own conf (ranking map, width), widened on request
+def build_network(args: argparse.Namespace) -> torch.nn.Module:
+    """The starting weights: ``--init``'s model with its own conf (ranking map, width), widened on
+    request, else a fresh ``--arch`` (d2net: VGG16 from ``--pretrained``)."""
+    if args.init:
         net, init_meta = load_model(args.init)
         if init_meta["arch"] != args.arch:
             raise ValueError(f"--init {args.init} is a {init_meta['arch']} model, not --arch {args.arch}")
         if args.width is not None and args.width != net.conf["width"]:
             net = net.widened(args.width, seed=args.seed)
-    else:
-        net = build_model(args.arch, **({} if args.width is None else {"width": args.width}))
-        if args.pretrained:
-            from s2cv.models.d2net import load_vgg16
-            load_vgg16(net, args.pretrained)
-    net = net.to(device)
-    teacher = None
-    if args.keypoint_teacher:   # frozen: its targets must not drift with the student
-        teacher, teacher_meta = load_model(args.keypoint_teacher)
-        if teacher_meta["arch"] != "xfeat":
-            raise ValueError(f"--keypoint-teacher {args.keypoint_teacher} is a {teacher_meta['arch']} model, not xfeat")
-        teacher = teacher.to(device).eval().requires_grad_(False)
-    criterion = S2Loss(net.loss, args.ssl_weight, args.neg_radius).to(device)
-    optimizer = torch.optim.Adam(net.parameters(), lr=args.lr, weight_decay=args.weight_decay)
-    start, best, elapsed = 0, -1.0, 0.0
-    last = out / "last.pt"
-    if args.resume and last.is_file():
+        return net
+    net = build_model(args.arch, **({} if args.width is None else {"width": args.width}))
+    if args.pretrained:
+        from s2cv.models.d2net import load_vgg16
+        load_vgg16(net, args.pretrained)
+    return net
+
+
+def load_teacher(model: str, device: torch.device) -> torch.nn.Module:
+    """The xfeat model whose keypoint logits are distillation targets, frozen so that its targets
+    do not drift with the student."""
+    teacher, meta = load_model(model)
+    if meta["arch"] != "xfeat":
+        raise ValueError(f"--keypoint-teacher {model} is a {meta['arch']} model, not xfeat")
+    return teacher.to(device).eval().requires_grad_(False)
+
+
+@dataclass
+class Progress:
+    """Where a run stands; stored in every checkpoint so that ``--resume`` continues it."""
+
+    step: int = 0
+    best: float = -1.0     # best val_ncm so far
+    elapsed: float = 0.0   # seconds spent in training steps, over all resumed runs
+
+
+def network_input(batch: dict[str, torch.Tensor], branches: tuple[tuple[str, str], ...]) -> torch.Tensor:
+    """Every branch's (a, b) crops stacked for one forward pass; ``split_outputs`` undoes the order."""
+    return torch.cat([batch[f"{key}_{side}"] for _, key in branches for side in "ab"])
+
+
+class Trainer:
+    """The network, its loss and optimiser: one optimiser step at a time, checkpoints on request."""
+
+    def __init__(self, args: argparse.Namespace, process: Process) -> None:
+        self.arch, self.device = args.arch, process.device
+        self.net = build_network(args).to(process.device)
+        self.teacher = load_teacher(args.keypoint_teacher, process.device) if args.keypoint_teacher else None
+        self.criterion = S2Loss(self.net.loss, args.ssl_weight, args.neg_radius).to(process.device)
+        self.optimizer = torch.optim.Adam(self.net.parameters(), lr=args.lr, weight_decay=args.weight_decay)
+        self.progress = Progress()
+        last = args.out / "last.pt"
+        if args.resume and last.is_file():
+            self.resume(last)
+            if process.main:
+                print(f"resuming from {last} at step {self.progress.step}")
+        # Wrapped after resuming: DDP broadcasts rank 0's weights when it is built.
+        self.model = torch.nn.parallel.DistributedDataParallel(self.net) if process.world > 1 else self.net
+        self.branches = BRANCHES if args.ssl_weight > 0 else BRANCHES[:1]
+
+    def resume(self, last: Path) -> None:
+        """Weights, optimiser state and progress of ``last`` (a checkpoint of the same arch)."""
         ckpt = read_checkpoint(last)
-        if ckpt["arch"] != args.arch:
-            raise ValueError(f"{last} was trained with --arch {ckpt['arch']}, not {args.arch}")
-        net.load_state_dict(ckpt["state_dict"])
-        optimizer.load_state_dict(ckpt["optimizer"])
-        start, best = int(ckpt["step"]), float(ckpt["meta"].get("best_val_ncm", -1.0))
-        elapsed = float(ckpt["meta"].get("train_seconds", 0.0))
-        if main:
-            print(f"resuming from {last} at step {start}")
-    model = torch.nn.parallel.DistributedDataParallel(net) if world > 1 else net
-    loader = DataLoader(dataset, batch_size=args.batch_size, sampler=StreamSampler(start * args.batch_size, rank, world),
-                        num_workers=args.workers)
-    val_items = validation_set(sources, args.val_pairs, args.seed) if main else []
-    hard_items = validation_set(sources, args.val_pairs, args.seed, GEOMETRIES["hard"]) if main else []
-    branches = BRANCHES if args.ssl_weight > 0 else BRANCHES[:1]
-    meta = {"arch": args.arch, "ssl_weight": args.ssl_weight, "data": [f"{k}={p.name}" for k, p in sources],
+        if ckpt["arch"] != self.arch:
+            raise ValueError(f"{last} was trained with --arch {ckpt['arch']}, not {self.arch}")
+        self.net.load_state_dict(ckpt["state_dict"])
+        self.optimizer.load_state_dict(ckpt["optimizer"])
+        self.progress = Progress(int(ckpt["step"]), float(ckpt["meta"].get("best_val_ncm", -1.0)),
+                                 float(ckpt["meta"].get("train_seconds", 0.0)))
+
+    def step(self, batch: dict[str, torch.Tensor], lr: float) -> dict[str, float]:
+        """One optimiser step of the S2 loss at learning rate ``lr``; returns the loss terms."""
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+        batch = {k: v.to(self.device) for k, v in batch.items()}
+        images = network_input(batch, self.branches)
+        maps = self.model(images)
+        if self.teacher is not None:
+            with torch.no_grad():
+                maps["teacher_logits"] = self.teacher.keypoint_logits(images)
+        outputs = split_outputs(maps, 2 * len(self.branches))
+        ones = torch.ones_like(batch["sl_a"])
+        parts = {name: (outputs[2 * i], outputs[2 * i + 1], batch[f"{key}_U"], ones, batch[f"{key}_valid_b"])
+                 for i, (name, key) in enumerate(self.branches)}
+        loss, log = self.criterion(parts, self.net.stride)
+        if not torch.isfinite(loss):
+            raise FloatingPointError(f"non-finite loss at step {self.progress.step + 1}: {log}")
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.optimizer.step()
+        self.progress.step += 1
+        return log
+
+    def checkpoint(self, out: Path, meta: dict[str, Any], val: dict[str, float]) -> bool:
+        """``last.pt`` always, ``best.pt`` too when val_ncm improved; returns whether it did."""
+        p = self.progress
+        improved = val["val_ncm"] > p.best
+        p.best = max(p.best, val["val_ncm"])
+        info = {**meta, "step": p.step, "best_val_ncm": p.best, "train_seconds": round(p.elapsed, 1), **val}
+        save_checkpoint(out / "last.pt", self.net, self.arch, info, optimizer=self.optimizer.state_dict(),
+                        step=p.step)
+        if improved:
+            save_checkpoint(out / "best.pt", self.net, self.arch, info, step=p.step)
+        return improved
+
+
+def run_meta(args: argparse.Namespace, sources: list[tuple[str, Path]], world: int) -> dict[str, Any]:
+    """The settings stored in every checkpoint (the whole job's batch size, not one process's)."""
+    return {"arch": args.arch, "ssl_weight": args.ssl_weight, "data": [f"{k}={p.name}" for k, p in sources],
             "crop": args.crop, "batch_size": args.batch_size * world, "lr": args.lr,
             "lr_final": args.lr_final, "init": args.init, "geometry": args.geometry,
             "ssl_data": args.ssl_data, "keypoint_teacher": args.keypoint_teacher,
             "weight_decay": args.weight_decay, "seed": args.seed, "neg_radius": args.neg_radius}
-    if main:
-        (out / "config.json").write_text(json.dumps({**vars(args), "out": str(out), "data": args.data,
-                                                     "pretrained": str(args.pretrained), "steps": steps}, indent=2))
+
+
+class TrainLog:
+    """What rank 0 tells a person: a progress bar, ``train_log.csv`` (one row per step),
+    ``val_log.jsonl`` and the ``training.png`` curves after each validation."""
+
+    def __init__(self, out: Path, arch: str, steps: int, start: int) -> None:
+        self.out = out
+        self.file = open(out / "train_log.csv", "a", newline="")
+        self.writer: csv.DictWriter | None = None
+        self.bar = tqdm(total=steps, initial=start, desc=f"train {arch}", dynamic_ncols=True)
+
+    def step(self, step: int, losses: dict[str, float], lr: float, seconds: float) -> None:
+        row = {"step": step, **{k: round(v, 5) for k, v in losses.items()}, "lr": f"{lr:.3g}",
+               "sec_per_step": round(seconds, 3)}
+        if self.writer is None:
+            # A resumed run keeps the columns its log already has (λ or the schedule may differ).
+            header = ""
+            if self.file.tell():
+                with open(self.out / "train_log.csv") as f:
+                    header = f.readline().rstrip("\n")
+            self.writer = csv.DictWriter(self.file, fieldnames=header.split(",") if header else list(row),
+                                         extrasaction="ignore", restval="")
+            if not header:
+                self.writer.writeheader()
+        self.writer.writerow(row)
+        self.bar.update(1)
+        self.bar.set_postfix({k: f"{v:.3f}" for k, v in losses.items() if "/" not in k} | {"s/it": f"{seconds:.2f}"})
+
+    def validation(self, step: int, val: dict[str, float], improved: bool) -> None:
+        self.file.flush()  # the curves read the CSV
+        with open(self.out / "val_log.jsonl", "a") as f:
+            f.write(json.dumps({"step": step, **val}) + "\n")
+        plot_training(self.out)
+        self.bar.write(f"step {step}: " + ", ".join(f"{k}={v:.3f}" for k, v in val.items())
+                       + (" (best)" if improved else "") + f"; curves in {self.out / 'training.png'}")
+
+    def close(self) -> None:
+        self.bar.close()
+        self.file.close()
+
+
+def write_config(args: argparse.Namespace, steps: int) -> None:
+    """``config.json``: every argument as run, so a run can be repeated."""
+    (args.out / "config.json").write_text(json.dumps({**vars(args), "out": str(args.out), "data": args.data,
+                                                      "pretrained": str(args.pretrained), "steps": steps}, indent=2))
+
+
+def train(args: argparse.Namespace) -> Path:
+    """``s2cv train``: set up, resume, step, validate and checkpoint; returns the path of ``best.pt``."""
+    process = start_process(args)
+    out: Path = args.out
+    out.mkdir(parents=True, exist_ok=True)
+    sources = data_sources(args)
+    groups = [list_pairs(kind, root, "train") for kind, root in sources]
+    n_pairs = sum(len(g) for g in groups)
+    steps = args.steps or math.ceil((args.epochs or 25) * n_pairs / (args.batch_size * process.world))
+    dataset = S2PairDataset(groups, crop=args.crop, seed=args.seed, geometry=GEOMETRIES[args.geometry],
+                            unpaired=unpaired_frames(args))
+    trainer = Trainer(args, process)
+    start = trainer.progress.step
+    sampler = StreamSampler(start * args.batch_size, process.rank, process.world)
+    loader = DataLoader(dataset, batch_size=args.batch_size, sampler=sampler, num_workers=args.workers)
+    val_items = validation_set(sources, args.val_pairs, args.seed) if process.main else []
+    hard_items = validation_set(sources, args.val_pairs, args.seed, GEOMETRIES["hard"]) if process.main else []
+    meta = run_meta(args, sources, process.world)
+    log = None
+    if process.main:
+        write_config(args, steps)
         print(f"training {args.arch} for {steps} steps on {n_pairs} pairs ({', '.join(meta['data'])}), "
-              f"λ={args.ssl_weight}, batch {args.batch_size}x{world}, crop {args.crop}, device {device}")
-    log_file = open(out / "train_log.csv", "a", newline="") if main else None
-    writer: csv.DictWriter | None = None
-    bar = tqdm(total=steps, initial=start, disable=not main, desc=f"train {args.arch}", dynamic_ncols=True)
-    net.train()
+              f"λ={args.ssl_weight}, batch {args.batch_size}x{process.world}, crop {args.crop}, "
+              f"device {process.device}")
+        log = TrainLog(out, args.arch, steps, start)
+    trainer.net.train()
     batches = iter(loader)
     for step in range(start + 1, steps + 1):
         t0 = time.perf_counter()
         lr = learning_rate(step - 1, steps, args.lr, args.lr_final)
-        for group in optimizer.param_groups:
-            group["lr"] = lr
-        batch = {k: v.to(device) for k, v in next(batches).items()}
-        images = torch.cat([batch[f"{key}_{side}"] for _, key in branches for side in "ab"])
-        maps = model(images)
-        if teacher is not None:
-            with torch.no_grad():
-                maps["teacher_logits"] = teacher.keypoint_logits(images)
-        outputs = split_outputs(maps, 2 * len(branches))
-        ones = torch.ones_like(batch["sl_a"])
-        parts = {name: (outputs[2 * i], outputs[2 * i + 1], batch[f"{key}_U"], ones, batch[f"{key}_valid_b"])
-                 for i, (name, key) in enumerate(branches)}
-        loss, log = criterion(parts, net.stride)
-        if not torch.isfinite(loss):
-            raise FloatingPointError(f"non-finite loss at step {step}: {log}")
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        dt = time.perf_counter() - t0
-        elapsed += dt
-        if not main:
+        losses = trainer.step(next(batches), lr)
+        seconds = time.perf_counter() - t0
+        trainer.progress.elapsed += seconds
+        if log is None:
             continue
-        row = {"step": step, **{k: round(v, 5) for k, v in log.items()}, "lr": f"{lr:.3g}", "sec_per_step": round(dt, 3)}
-        if writer is None:
-            # A resumed run keeps the columns its log already has (λ or the schedule may differ).
-            header = ""
-            if log_file.tell():
-                with open(out / "train_log.csv") as f:
-                    header = f.readline().rstrip("\n")
-            writer = csv.DictWriter(log_file, fieldnames=header.split(",") if header else list(row),
-                                    extrasaction="ignore", restval="")
-            if not header:
-                writer.writeheader()
-        writer.writerow(row)
-        bar.update(1)
-        bar.set_postfix({k: f"{v:.3f}" for k, v in log.items() if "/" not in k} | {"s/it": f"{dt:.2f}"})
+        log.step(step, losses, lr, seconds)
         if step % args.val_every == 0 or step == steps:
-            val = validate(net, val_items, str(device), hard_items=hard_items)
-            log_file.flush()
-            with open(out / "val_log.jsonl", "a") as f:
-                f.write(json.dumps({"step": step, **val}) + "\n")
-            improved = val["val_ncm"] > best
-            best = max(best, val["val_ncm"])
-            info = {**meta, "step": step, "best_val_ncm": best, "train_seconds": round(elapsed, 1), **val}
-            save_checkpoint(last, net, args.arch, info, optimizer=optimizer.state_dict(), step=step)
-            if improved:
-                save_checkpoint(out / "best.pt", net, args.arch, info, step=step)
-            plot_training(out)
-            bar.write(f"step {step}: " + ", ".join(f"{k}={v:.3f}" for k, v in val.items())
-                      + (" (best)" if improved else "") + f"; curves in {out / 'training.png'}")
-    bar.close()
-    if log_file:
-        log_file.close()
-    if world > 1:
+            val = validate(trainer.net, val_items, str(process.device), hard_items=hard_items)
+            log.validation(step, val, trainer.checkpoint(out, meta, val))
+    if log is not None:
+        log.close()
+    if process.world > 1:
         dist.destroy_process_group()
     return out / "best.pt"
