@@ -1,7 +1,7 @@
 """The S2 transform must return the exact homography: T(I)(H p) == I(p)."""
-import cv2
 import numpy as np
 import pytest
+from conftest import smooth_noise
 
 from s2cv.training.augment import (
     GeometricParams,
@@ -15,9 +15,7 @@ from s2cv.training.augment import (
 
 
 def textured(h: int = 160, w: int = 200, seed: int = 0) -> np.ndarray:
-    rng = np.random.default_rng(seed)
-    img = cv2.GaussianBlur(rng.random((h, w)).astype(np.float32), (0, 0), 2.0)
-    return (img - img.min()) / (img.max() - img.min())
+    return smooth_noise((h, w), np.random.default_rng(seed))
 
 
 def bilinear(img: np.ndarray, pts: np.ndarray) -> np.ndarray:

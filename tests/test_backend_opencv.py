@@ -11,6 +11,7 @@ from concurrent.futures import ThreadPoolExecutor
 import cv2
 import numpy as np
 import pytest
+from conftest import read_sample
 
 import s2cv
 from s2cv.runtime.backend_opencv import OpenCVBackend
@@ -33,7 +34,7 @@ def test_default_model_matches_onnxruntime_on_the_bundled_pairs(sample):
     ort = s2cv.S2Net_create(backend="onnxruntime", device="cpu", contrast_floor=0.0)
     ocv = s2cv.S2Net_create(backend="opencv", device="cpu", contrast_floor=0.0)
     assert ocv._net_backend.name == "opencv" and ocv._net_backend.path == ort._net_backend.path
-    for image in (cv2.imread(str(SAMPLES[sample][0])), cv2.imread(str(SAMPLES[sample][1]), cv2.IMREAD_UNCHANGED)):
+    for image in (read_sample(sample, "vis"), read_sample(sample, "ir", cv2.IMREAD_UNCHANGED)):
         share, cos, n = parity(ort, ocv, image)
         assert n == 4096 and share >= 0.95 and cos >= 0.999, (sample, share, cos)
 
@@ -41,7 +42,7 @@ def test_default_model_matches_onnxruntime_on_the_bundled_pairs(sample):
 @pytest.mark.parametrize("name", s2cv.available_models())
 def test_every_zoo_model_runs_in_cv2_dnn(name):
     """Every shipped graph loads in OpenCV's ONNX engine and gives onnxruntime's maps (crop: r2d2 is slow)."""
-    image = cv2.imread(str(SAMPLES["roadscene"][1]), cv2.IMREAD_UNCHANGED)[:128, :192]
+    image = read_sample("roadscene", "ir", cv2.IMREAD_UNCHANGED)[:128, :192]
     ort = s2cv.S2Net_create(model=name, backend="onnxruntime", nfeatures=500, contrast_floor=0.0)
     ocv = s2cv.S2Net_create(model=name, backend="opencv", nfeatures=500, contrast_floor=0.0)
     share, cos, n = parity(ort, ocv, image)
@@ -51,8 +52,8 @@ def test_every_zoo_model_runs_in_cv2_dnn(name):
 def test_outputs_are_the_callers_and_calls_are_thread_safe():
     """cv2.dnn's forward returns views of its own buffers: a second call must not change the first maps."""
     det = s2cv.S2Net_create(backend="opencv", nfeatures=300)
-    vis = cv2.imread(str(SAMPLES["roadscene"][0]), cv2.IMREAD_GRAYSCALE)[:128, :160]
-    ir = cv2.imread(str(SAMPLES["roadscene"][1]), cv2.IMREAD_GRAYSCALE)[:128, :160]
+    vis = read_sample("roadscene", "vis", cv2.IMREAD_GRAYSCALE)[:128, :160]
+    ir = read_sample("roadscene", "ir", cv2.IMREAD_GRAYSCALE)[:128, :160]
     first = det.denseMaps(vis.astype(np.float32) / 255)
     kept = first.scores.copy(), first.descriptors.copy()
     det.denseMaps(ir.astype(np.float32) / 255)

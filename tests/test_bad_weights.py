@@ -3,17 +3,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import cv2
 import numpy as np
 import pytest
 
 torch = pytest.importorskip("torch")
 
-from _images import textured_image  # noqa: E402
+from conftest import make_folder, untrained_net  # noqa: E402
 
 import s2cv  # noqa: E402
 from s2cv import export as export_cli
-from s2cv.models import build_model
 from s2cv.models.checkpoint import load_model, read_checkpoint, save_checkpoint
 from s2cv.train import main as train_main
 
@@ -21,9 +19,8 @@ from s2cv.train import main as train_main
 @pytest.fixture(scope="module")
 def bad_files(tmp_path_factory) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("bad")
-    torch.manual_seed(0)
     good = root / "good.pt"
-    save_checkpoint(good, build_model("fast").eval(), "fast")
+    save_checkpoint(good, untrained_net(), "fast")
     data = good.read_bytes()
     files = {"truncated": data[: len(data) // 2], "tail cut": data[:-100], "garbage": np.random.default_rng(0).bytes(4096),
              "empty": b"", "text": b"not a checkpoint\n"}
@@ -32,16 +29,6 @@ def bad_files(tmp_path_factory) -> dict[str, Path]:
         out[name] = root / f"{name.replace(' ', '_')}.pt"
         out[name].write_bytes(blob)
     return out
-
-
-def folder_dataset(root: Path, n: int = 6) -> Path:
-    for sub in ("vis", "ir"):
-        (root / sub).mkdir(parents=True, exist_ok=True)
-    for i in range(n):
-        img = cv2.cvtColor(textured_image(96, 112, seed=i), cv2.COLOR_BGR2GRAY)
-        cv2.imwrite(str(root / "vis" / f"p{i}.png"), img)
-        cv2.imwrite(str(root / "ir" / f"p{i}.png"), 255 - img)
-    return root
 
 
 @pytest.mark.parametrize("kind", ["truncated", "tail cut", "garbage", "empty", "text"])
@@ -60,7 +47,7 @@ def test_s2net_create(bad_files, backend):
 
 
 def test_train_init_and_resume(bad_files, tmp_path):
-    data = folder_dataset(tmp_path / "data")
+    data = make_folder(tmp_path / "data", n=6)
     common = ["--dataset", "folder", "--data", str(data), "--steps", "1", "--val-every", "1", "--crop", "64",
               "--val-pairs", "1"]
     path = bad_files["truncated"]

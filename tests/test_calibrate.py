@@ -13,7 +13,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from _images import textured_image
+from conftest import textured_image, write_folders
 
 import s2cv
 from s2cv.__main__ import main as cli_main
@@ -59,16 +59,6 @@ def sample_frames(offsets=((0, 0), (130, 70), (20, 75), (144, 10)), h: int = 224
                                        flags=cv2.WARP_INVERSE_MAP | cv2.INTER_LINEAR)
         frames.append((vis[y:y + h, x:x + w], ir_frame))
     return frames
-
-
-def write_folders(root: Path, frames, names=None, ir_ext: str = ".png") -> tuple[Path, Path]:
-    vis_dir, ir_dir = root / "vis", root / "ir"
-    vis_dir.mkdir(parents=True, exist_ok=True)
-    ir_dir.mkdir(parents=True, exist_ok=True)
-    for i, (vis, ir) in enumerate(frames):
-        name = names[i] if names else f"frame_{i}"
-        assert cv2.imwrite(str(vis_dir / f"{name}.png"), vis) and cv2.imwrite(str(ir_dir / f"{name}{ir_ext}"), ir)
-    return vis_dir, ir_dir
 
 
 def write_videos(root: Path, frames, fps=(10.0, 10.0)) -> tuple[Path, Path]:

@@ -5,7 +5,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from _images import textured_image
+from conftest import textured_image
 
 from s2cv.evaluate import main
 from s2cv.evaluation import plots

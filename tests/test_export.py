@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import untrained_net
 
 onnx = pytest.importorskip("onnx")
 ort = pytest.importorskip("onnxruntime")
@@ -32,14 +33,9 @@ from s2cv.runtime.zoo import WEIGHTS_DIR, ZOO
 SIZES = ((64, 96), (96, 128))  # small: CI runs on 2 cores
 
 
-def fast_net(seed: int = 0) -> torch.nn.Module:
-    torch.manual_seed(seed)
-    return build_model("fast").eval()
-
-
 @pytest.fixture(scope="module")
 def net() -> torch.nn.Module:
-    return fast_net()
+    return untrained_net()
 
 
 @pytest.fixture(scope="module")
@@ -93,7 +89,7 @@ def test_onnxruntime_matches_torch_batch2(net, exported, size):
 
 def test_export_leaves_the_callers_net_alone(tmp_path):
     """The legacy exporter flipped a wrapped net to training mode (BN stats moved); never again."""
-    net = fast_net()
+    net = untrained_net()
     before = {k: v.clone() for k, v in net.state_dict().items()}
     ex.export_onnx(net, tmp_path / "m.onnx", validate=False)
     assert not net.training
@@ -103,7 +99,7 @@ def test_export_leaves_the_callers_net_alone(tmp_path):
 
 def test_validation_rejects_a_graph_that_disagrees(net, exported):
     _, path = exported
-    tampered = fast_net()
+    tampered = untrained_net()
     with torch.no_grad():
         tampered.score_head.bias.add_(0.5)
         tampered.desc_head.weight.mul_(-1)
@@ -226,7 +222,7 @@ def test_corrupt_onnx_is_a_clear_error_and_a_corrupt_sibling_is_skipped(tmp_path
     (tmp_path / "m.onnx").write_bytes(b"\x08garbage, not protobuf")
     with pytest.raises(ValueError, match="cannot read ONNX model"):
         s2cv.S2Net_create(model=str(tmp_path / "m.onnx"), device="cpu")
-    save_checkpoint(tmp_path / "m.pt", fast_net(seed=1), "fast")
+    save_checkpoint(tmp_path / "m.pt", untrained_net(seed=1), "fast")
     with pytest.warns(UserWarning, match="not a readable s2cv ONNX export"):
         assert s2cv.S2NetFeature2D(str(tmp_path / "m.pt"), device="cpu")._net_backend.name == "torch"
 
@@ -250,7 +246,7 @@ def test_prebuilt_onnx_backend(net, exported):
 
 def test_in_memory_net_is_exported_once_into_the_cache(tmp_path, monkeypatch):
     monkeypatch.setenv("S2CV_CACHE", str(tmp_path))
-    net = fast_net(seed=5)
+    net = untrained_net(seed=5)
     first = make_onnx(net, {"arch": "S2Fast", "path": None}, "cpu")
     files = list((tmp_path / "onnx").glob("*.onnx"))
     assert len(files) == 1 and first.path == files[0]
@@ -271,7 +267,7 @@ def test_cuda_device_without_cuda_provider_is_a_clear_error(exported):
 
 def test_onnxruntime_feature2d_matches_torch(tmp_path, monkeypatch):
     monkeypatch.setenv("S2CV_CACHE", str(tmp_path))
-    net = fast_net(seed=2)
+    net = untrained_net(seed=2)
     image = synthetic_image(240, 320, seed=7)
     ref = s2cv.S2NetFeature2D(net, backend="torch", device="cpu", nfeatures=800)
     det = s2cv.S2NetFeature2D(net, backend="onnxruntime", device="cpu", nfeatures=800)
@@ -338,13 +334,13 @@ def test_auto_backend_on_cpu_runs_the_shipped_graph_with_torchs_keypoints():
 def test_graph_beside_a_user_checkpoint_is_used_and_a_stale_one_skipped(tmp_path, monkeypatch):
     monkeypatch.setenv("S2CV_CACHE", str(tmp_path / "cache"))
     ckpt = tmp_path / "mine.pt"
-    save_checkpoint(ckpt, fast_net(seed=3), "fast")
+    save_checkpoint(ckpt, untrained_net(seed=3), "fast")
     assert s2cv.S2NetFeature2D(str(ckpt), device="cpu")._net_backend.name == "torch"  # nothing exported yet
     assert export_cli.main([str(ckpt), "-o", str(tmp_path / "mine.onnx"), "--sizes", "64x96", "-q"]) == 0
     det = s2cv.S2NetFeature2D(str(ckpt), device="cpu")
     assert det._net_backend.name == "onnxruntime" and det._net_backend.path == tmp_path / "mine.onnx"
 
-    save_checkpoint(ckpt, fast_net(seed=4), "fast")  # retrained: the graph beside it is now stale
+    save_checkpoint(ckpt, untrained_net(seed=4), "fast")  # retrained: the graph beside it is now stale
     with pytest.warns(UserWarning, match="exported from other weights"):
         assert s2cv.S2NetFeature2D(str(ckpt), device="cpu")._net_backend.name == "torch"
     with pytest.warns(UserWarning, match="exported from other weights"):

@@ -10,26 +10,22 @@ import pytest
 torch = pytest.importorskip("torch")
 pytest.importorskip("onnx")
 
+from conftest import read_sample, untrained_net  # noqa: E402
+
 import s2cv  # noqa: E402
 from s2cv import export as export_cli
 from s2cv.deploy import export
 from s2cv.deploy import export_xfeat as ex
-from s2cv.models import build_model
 from s2cv.runtime.geometry import match_errors, mutual_nn_matches
 from s2cv.runtime.graph import read_graph_info, read_onnx_metadata
-from s2cv.runtime.register import SAMPLES, sample_ground_truth
+from s2cv.runtime.register import sample_ground_truth
 from s2cv.runtime.zoo import WEIGHTS_DIR
-
-
-def xfeat_net(seed: int = 0) -> torch.nn.Module:
-    torch.manual_seed(seed)
-    return build_model("xfeat").eval()
 
 
 @pytest.fixture(scope="module")
 def small_graph(tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp("cvx") / "xfeat64.onnx"
-    report = ex.export_cv_xfeat(xfeat_net(), path, size=64, arch="xfeat")
+    report = ex.export_cv_xfeat(untrained_net("xfeat"), path, size=64, arch="xfeat")
     assert report.checks and all(c.passed for c in report.checks)
     assert {c.name.split()[0] for c in report.checks} == {"onnxruntime", "cv2.dnn"}
     return path
@@ -44,7 +40,7 @@ def test_graph_has_cv_xfeats_contract(small_graph):
 
 
 def test_opencv_xfeat_runs_it_and_s2net_create_points_there(small_graph):
-    image = cv2.imread(str(SAMPLES["roadscene"][0]))
+    image = read_sample()
     xfeat = cv2.XFeat_create(str(small_graph), 50, 0.0, (64, 64))
     kp, desc = xfeat.detectAndCompute(image, None)
     assert 0 < len(kp) <= 50 and desc.shape == (len(kp), 64) and desc.dtype == np.float32
@@ -61,9 +57,9 @@ def test_cv_xfeat_reads_outputs_by_name_and_only_the_exported_size(small_graph, 
     monkeypatch.setattr(ex, "XFEAT_OUTPUTS", tuple(ex.XFEAT_OUTPUTS[i] for i in order))
     monkeypatch.setattr(ex._CvXFeatGraph, "forward", lambda self, x: tuple(self.net.raw(x)[i] for i in order))
     permuted = tmp_path / "permuted.onnx"
-    ex.export_cv_xfeat(xfeat_net(), permuted, size=64, arch="xfeat", validate_graph=False)  # raw() order is the reference
+    ex.export_cv_xfeat(untrained_net("xfeat"), permuted, size=64, arch="xfeat", validate_graph=False)  # raw() order is the reference
     assert list(read_graph_info(permuted).outputs) == ["output_heatmap", "output_feats", "output_keypoints"]
-    image = cv2.imread(str(SAMPLES["roadscene"][0]))
+    image = read_sample()
     a = cv2.XFeat_create(str(small_graph), 50, 0.0, (64, 64)).detectAndCompute(image, None)
     b = cv2.XFeat_create(str(permuted), 50, 0.0, (64, 64)).detectAndCompute(image, None)
     assert [k.pt for k in a[0]] == [k.pt for k in b[0]]
@@ -77,20 +73,20 @@ def test_other_layouts_and_sizes_are_refused(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "needs an XFeat-layout model (arch 'xfeat')" in err and "(arch 'fast')" in err
     with pytest.raises(ValueError, match="multiple of 32"):
-        ex.export_cv_xfeat(xfeat_net(), tmp_path / "y.onnx", size=100, arch="xfeat")
+        ex.export_cv_xfeat(untrained_net("xfeat"), tmp_path / "y.onnx", size=100, arch="xfeat")
     with pytest.raises(ValueError, match="XFeat-layout"):
-        ex.export_cv_xfeat(build_model("fast").eval(), tmp_path / "z.onnx", size=64, arch="fast")
+        ex.export_cv_xfeat(untrained_net(), tmp_path / "z.onnx", size=64, arch="fast")
     with pytest.raises(SystemExit):
         export_cli.main(["default", "-o", str(tmp_path / "w.onnx"), "--size", "64"])  # --size is cv-xfeat's
     assert not any(tmp_path.glob("*.onnx"))
 
 
 def test_a_graph_that_disagrees_is_not_written(tmp_path, monkeypatch):
-    other = xfeat_net(seed=1)
+    other = untrained_net("xfeat", seed=1)
     real_trace = ex._trace
     monkeypatch.setattr(ex, "_trace", lambda net, size, opset: real_trace(other, size, opset))
     with pytest.raises(export.ExportValidationError, match="disagrees with PyTorch"):
-        ex.export_cv_xfeat(xfeat_net(seed=0), tmp_path / "x.onnx", size=64, arch="xfeat")
+        ex.export_cv_xfeat(untrained_net("xfeat", seed=0), tmp_path / "x.onnx", size=64, arch="xfeat")
     assert not (tmp_path / "x.onnx").exists()
 
 
@@ -121,8 +117,8 @@ def test_opencv_xfeat_on_the_shipped_model_finds_s2nets_correct_matches(checkpoi
     visible/thermal pair: correct matches (within 5 px of the ground truth) at K = 1024."""
     out = tmp_path / "cv-xfeat.onnx"
     assert export_cli.main([str(checkpoint), "--format", "cv-xfeat", "-o", str(out), "-q"]) == 0
-    vis, ir, _ = SAMPLES["roadscene"]
-    vis, ir, H = cv2.imread(str(vis)), cv2.imread(str(ir), cv2.IMREAD_UNCHANGED), sample_ground_truth("roadscene")
+    vis, ir = read_sample("roadscene", "vis"), read_sample("roadscene", "ir", cv2.IMREAD_UNCHANGED)
+    H = sample_ground_truth("roadscene")
     opencv = correct_matches(cv2.XFeat_create(str(out), 1024, 0.0), vis, ir, H)
     s2net = correct_matches(s2cv.S2Net_create(model=str(checkpoint), nfeatures=1024), vis, ir, H)
     print(f"{checkpoint.name}: cv2.XFeat {opencv[1]} of {opencv[0]} matches correct, S2Net_create {s2net[1]} of "

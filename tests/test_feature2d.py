@@ -21,10 +21,10 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from conftest import read_sample, untrained_net
 from torch import nn
 
 import s2cv
-from s2cv.models import build_model
 from s2cv.models.checkpoint import save_checkpoint
 from s2cv.runtime.zoo import ZOO
 
@@ -44,13 +44,8 @@ class BlobNet(nn.Module):
         return {"scores": image, "descriptors": F.normalize(desc, dim=1)}
 
 
-def random_net(seed: int = 0) -> nn.Module:
-    torch.manual_seed(seed)
-    return build_model("fast")
-
-
 def make_detector(**params) -> s2cv.S2NetFeature2D:
-    return s2cv.S2Net_create(model=random_net(), **params)
+    return s2cv.S2Net_create(model=untrained_net(), **params)
 
 
 def textured(h: int = 128, w: int = 160, seed: int = 0) -> np.ndarray:
@@ -275,7 +270,7 @@ def test_filestorage_round_trip(tmp_path):
 
 def test_read_reloads_checkpoint_model(tmp_path, img):
     ckpt = tmp_path / "net.pt"
-    save_checkpoint(ckpt, random_net(seed=7), "fast")
+    save_checkpoint(ckpt, untrained_net(seed=7), "fast")
     a = s2cv.S2Net_create(model=str(ckpt), nfeatures=50)
     a.save(str(tmp_path / "cfg.yml"))
     b = make_detector()
@@ -486,20 +481,20 @@ def test_bad_masks(det, img, mask, exc):
 
 def test_bad_construction(tmp_path):
     with pytest.raises(ValueError, match="nfeatures"):
-        s2cv.S2Net_create(nfeatures=-1, model=random_net())
+        s2cv.S2Net_create(nfeatures=-1, model=untrained_net())
     with pytest.raises(ValueError, match="backend"):
-        s2cv.S2Net_create(model=random_net(), backend="opengl")
+        s2cv.S2Net_create(model=untrained_net(), backend="opengl")
     with pytest.raises(FileNotFoundError, match="zoo"):
         s2cv.S2Net_create(model="no-such-zoo-model")
     with pytest.raises(FileNotFoundError):
         s2cv.S2Net_create(model=str(tmp_path / "missing.pt"))
     with pytest.raises(TypeError):
-        s2cv.S2Net_create(model=random_net(), not_a_param=3)
+        s2cv.S2Net_create(model=untrained_net(), not_a_param=3)
 
 
 def test_bad_weight_files(tmp_path):
     good = tmp_path / "good.pt"
-    save_checkpoint(good, random_net(), "fast")
+    save_checkpoint(good, untrained_net(), "fast")
     data = good.read_bytes()
     (tmp_path / "truncated.pt").write_bytes(data[: len(data) // 2])
     (tmp_path / "garbage.pt").write_bytes(np.random.default_rng(0).bytes(4096))
@@ -590,9 +585,7 @@ def test_device_maps_without_cuda_postprocess_fall_back_to_cpu(monkeypatch, img)
 def test_torch_cuda_pipeline_matches_cpu():
     """The whole GPU path (torch CUDA maps + CUDA postprocess) finds the CPU path's keypoints
     on a real image; cuDNN/TF32 arithmetic may only reorder near-ties at the K cut."""
-    from s2cv.runtime.register import SAMPLES
-
-    img = cv2.imread(str(SAMPLES["roadscene"][1]), cv2.IMREAD_GRAYSCALE)
+    img = read_sample("roadscene", "ir", cv2.IMREAD_GRAYSCALE)
     cpu = s2cv.S2Net_create(nfeatures=1024, backend="torch", device="cpu")
     gpu = s2cv.S2Net_create(nfeatures=1024, backend="torch", device="cuda")
     (kc, dc), (kg, dg) = cpu.detectAndCompute(img, None), gpu.detectAndCompute(img, None)
@@ -646,9 +639,7 @@ def test_every_shipped_zoo_model_loads_and_describes(name):
     if name not in s2cv.available_models():
         pytest.skip(f"zoo model {name!r} not shipped in this build")
     det = s2cv.S2Net_create(model=name, nfeatures=200)
-    from s2cv.runtime.register import SAMPLES
-
-    img = cv2.imread(str(SAMPLES["roadscene"][0]), cv2.IMREAD_GRAYSCALE)
+    img = read_sample("roadscene", "vis", cv2.IMREAD_GRAYSCALE)
     kp, des = det.detectAndCompute(img, None)
     assert len(kp) == 200 and des.shape == (200, det.descriptorSize()) and np.isfinite(des).all()
     np.testing.assert_allclose(np.linalg.norm(des, axis=1), 1.0, atol=1e-4)

@@ -1,14 +1,12 @@
 """Nothing in, nothing out: images without structure give (almost) no keypoints with the shipped
 default, while the bundled real pairs keep their budget and their flat regions stay empty."""
-from pathlib import Path
-
 import cv2
 import numpy as np
 import pytest
+from conftest import read_sample
 
 import s2cv
 
-SAMPLES = Path(s2cv.__file__).parent / "samples"
 H, W = 480, 640
 
 
@@ -38,15 +36,15 @@ def test_featureless_image_gives_at_most_a_handful(detector, name):
 
 
 def test_real_pairs_keep_their_budget(detector):
-    for name in ("roadscene_vis.png", "roadscene_ir.png", "visnir_vis.jpg", "visnir_ir.jpg"):
-        kp = detector.detect(cv2.imread(str(SAMPLES / name)))
-        assert len(kp) >= 1000, (name, len(kp))
+    for name, side in (("roadscene", "vis"), ("roadscene", "ir"), ("visnir", "vis"), ("visnir", "ir")):
+        kp = detector.detect(read_sample(name, side))
+        assert len(kp) >= 1000, (name, side, len(kp))
 
 
 def test_flat_sky_of_a_thermal_frame_gets_no_keypoints(detector):
     """The bundled thermal frame with its top 40 % replaced by a flat, faintly noisy sky: the budget
     goes to the scene below (without the contrast floor 26-36 % of 4096 keypoints land in that sky)."""
-    ir = cv2.imread(str(SAMPLES / "roadscene_ir.png"), cv2.IMREAD_GRAYSCALE)
+    ir = read_sample("roadscene", "ir", cv2.IMREAD_GRAYSCALE)
     sky = int(0.4 * ir.shape[0])
     ir[:sky] = np.clip(40 + np.random.default_rng(0).normal(0, 0.7, (sky, ir.shape[1])), 0, 255).astype(np.uint8)
     pts = cv2.KeyPoint_convert(detector.detect(ir))

@@ -14,12 +14,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import untrained_net
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 import s2cv
-from s2cv.models import build_model
 from s2cv.models.checkpoint import read_checkpoint, save_checkpoint
 from s2cv.runtime import postprocess as pp
 
@@ -33,8 +33,7 @@ DTYPES = [np.uint8, np.uint16, np.int8, np.int16, np.int32, np.int64, np.float16
 
 @pytest.fixture(scope="module")
 def det() -> s2cv.S2NetFeature2D:
-    torch.manual_seed(0)
-    return s2cv.S2Net_create(model=build_model("fast"), nfeatures=64)
+    return s2cv.S2Net_create(model=untrained_net(), nfeatures=64)
 
 
 @st.composite
@@ -251,9 +250,8 @@ def test_postprocess_known_bad_arguments(bad):
 
 @pytest.fixture(scope="module")
 def real_checkpoint(tmp_path_factory) -> bytes:
-    torch.manual_seed(0)
     path = tmp_path_factory.mktemp("ckpt") / "net.pt"
-    save_checkpoint(path, build_model("fast"), "fast")
+    save_checkpoint(path, untrained_net(), "fast")
     return path.read_bytes()
 
 

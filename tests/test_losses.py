@@ -1,29 +1,16 @@
 """Each loss term learns on a tiny overfit case, gradients reach every head, λ = 0 is supervised only."""
-import numpy as np
 import pytest
 import torch
+from conftest import warped_pair
 
 from s2cv.models import build_model
-from s2cv.training.augment import random_homography, warp
 from s2cv.training.losses import APLoss, CosimLoss, D2Loss, DetectDescribeLoss, PeakyLoss, S2Loss
-
-
-def pair(size: int = 64, seed: int = 0):
-    rng = np.random.default_rng(seed)
-    import cv2
-
-    img = cv2.GaussianBlur(rng.random((size, size)).astype(np.float32), (0, 0), 1.5)
-    img = (img - img.min()) / (img.max() - img.min())
-    H = random_homography(img.shape, rng)
-    out, valid = warp(img, H)
-    t = lambda a: torch.from_numpy(np.ascontiguousarray(a, np.float32))[None, None]  # noqa: E731
-    return t(img), t(out), torch.from_numpy(H).float()[None], torch.ones(1, 1, size, size), t(valid)
 
 
 def run(arch: str, term, steps: int = 25, size: int = 64, lr: float = 1e-3) -> tuple[float, float]:
     torch.manual_seed(0)
     net = build_model(arch)
-    a, b, U, va, vb = pair(size)
+    a, b, U, va, vb = warped_pair(size)
     opt = torch.optim.Adam(net.parameters(), lr=lr)
     losses = []
     for _ in range(steps):
@@ -54,7 +41,7 @@ def test_d2net_loss_decreases():
 def test_gradients_reach_every_head(arch):
     torch.manual_seed(0)
     net = build_model(arch)
-    a, b, U, va, vb = pair(48)
+    a, b, U, va, vb = warped_pair(48)
     out = net(torch.cat([a, b, b, a]))
     parts = [{k: v[i:i + 1] for k, v in out.items()} for i in range(4)]
     branches = {"sl": (parts[0], parts[1], U, va, vb), "ssl_vis": (parts[2], parts[3], torch.linalg.inv(U), vb, va)}
@@ -68,7 +55,7 @@ def test_gradients_reach_every_head(arch):
 def test_ssl_weight_zero_is_supervised_only():
     torch.manual_seed(0)
     net = build_model("fast")
-    a, b, U, va, vb = pair(48)
+    a, b, U, va, vb = warped_pair(48)
     out = net(torch.cat([a, b, b, a]))
     p = [{k: v[i:i + 1] for k, v in out.items()} for i in range(4)]
     branches = {"sl": (p[0], p[1], U, va, vb), "ssl_vis": (p[2], p[3], torch.linalg.inv(U), vb, va)}
@@ -85,7 +72,7 @@ def test_smaller_neg_radius_penalises_near_misses():
     R2D2's negative radius (5 px), they are negatives with a 3 px one, so AP is lower."""
     torch.manual_seed(0)
     net = build_model("fast")
-    a, b, U, va, vb = pair(64)
+    a, b, U, va, vb = warped_pair(64)
     with torch.no_grad():
         out = net(torch.cat([a, b]))
     o1, o2 = ({k: v[i:i + 1] for k, v in out.items() if k == "descriptors"} for i in range(2))

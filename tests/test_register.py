@@ -16,11 +16,10 @@ import cv2
 import numpy as np
 import pytest
 import torch
-from _images import textured_image
+from conftest import textured_image, untrained_net, write_pair
 
 import s2cv
 from s2cv.__main__ import main as cli_main
-from s2cv.models import build_model
 from s2cv.models.checkpoint import save_checkpoint
 from s2cv.runtime import register as reg
 from s2cv.runtime.geometry import corner_error
@@ -48,8 +47,7 @@ def pair() -> tuple[np.ndarray, np.ndarray]:
 
 @pytest.fixture(scope="module")
 def random_net_detector() -> s2cv.S2NetFeature2D:
-    torch.manual_seed(0)
-    return s2cv.S2Net_create(nfeatures=512, model=build_model("fast"))
+    return s2cv.S2Net_create(nfeatures=512, model=untrained_net())
 
 
 # ---------------------------------------------------------------- register()
@@ -165,9 +163,8 @@ def test_s2cv_detector_plumbing(random_net_detector, pair):
 
 
 def test_default_detector_uses_model_argument(pair):
-    torch.manual_seed(0)
     vis, ir = pair
-    result = reg.register(vis, ir, model=build_model("fast"), nfeatures=64)
+    result = reg.register(vis, ir, model=untrained_net(), nfeatures=64)
     assert max(result.num_keypoints) <= 64 and "load" in result.timings
 
 
@@ -230,13 +227,6 @@ def test_to_uint8_percentile_stretch():
 
 
 # ---------------------------------------------------------------- CLI
-
-
-def write_pair(d: Path, vis: np.ndarray, ir: np.ndarray, vis_name: str = "vis.png",
-               ir_name: str = "ir.png") -> tuple[str, str]:
-    d.mkdir(parents=True, exist_ok=True)
-    assert cv2.imwrite(str(d / vis_name), vis) and cv2.imwrite(str(d / ir_name), ir)
-    return str(d / vis_name), str(d / ir_name)
 
 
 def test_cli_writes_all_outputs(pair, tmp_path, capsys):
@@ -307,9 +297,8 @@ def test_cli_input_errors_exit_2(tmp_path, capsys, pair, case):
 
 def test_cli_with_checkpoint_path(tmp_path, pair):
     """A trained-model path goes through S2Net_create; the random net may or may not register."""
-    torch.manual_seed(0)
     ckpt = tmp_path / "my model.pt"
-    save_checkpoint(ckpt, build_model("fast"), "fast")
+    save_checkpoint(ckpt, untrained_net(), "fast")
     a, b = write_pair(tmp_path, *pair)
     out = tmp_path / "out"
     rc = cli_main(["register", a, b, "-o", str(out), "--model", str(ckpt), "--nfeatures", "500"])

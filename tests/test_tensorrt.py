@@ -18,11 +18,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import untrained_net
 
 import s2cv
 from s2cv import build_engine as build_engine_cli
 from s2cv.deploy import build_engine as be
-from s2cv.models import build_model
 from s2cv.runtime.backend_trt import ENGINE_ENV, engine_candidates, find_engine
 from s2cv.runtime.engine import EngineMismatchError, check_engine, parse_shape, read_sidecar
 
@@ -31,11 +31,6 @@ HAS_TRT = importlib.util.find_spec("tensorrt") is not None
 HAS_GPU = HAS_TRT and torch.cuda.is_available()
 needs_gpu = pytest.mark.skipif(not HAS_GPU, reason="needs the tensorrt package and a CUDA GPU"
                                if not HAS_TRT else "needs a CUDA GPU visible to torch")
-
-
-def fast_net(seed: int = 0) -> torch.nn.Module:
-    torch.manual_seed(seed)
-    return build_model("fast").eval()
 
 
 def info(**changes) -> be.EngineInfo:
@@ -50,13 +45,13 @@ def info(**changes) -> be.EngineInfo:
 @pytest.mark.skipif(HAS_GPU, reason="TensorRT and a GPU are present here")
 def test_tensorrt_backend_is_a_clear_error_without_tensorrt_or_gpu():
     with pytest.raises((ImportError, RuntimeError)) as err:
-        s2cv.S2NetFeature2D(fast_net(), backend="tensorrt")
+        s2cv.S2NetFeature2D(untrained_net(), backend="tensorrt")
     assert "TensorRT" in str(err.value) or "CUDA" in str(err.value)
 
 
 @pytest.mark.skipif(HAS_GPU, reason="TensorRT and a GPU are present here")
 def test_auto_backend_falls_back_to_torch():
-    det = s2cv.S2NetFeature2D(fast_net(), backend="auto", device="cpu")
+    det = s2cv.S2NetFeature2D(untrained_net(), backend="auto", device="cpu")
     assert det._net_backend.name == "torch"
 
 
@@ -157,7 +152,7 @@ def onnx_file(tmp_path_factory) -> Path:
     from s2cv.deploy.export import export_onnx
 
     path = tmp_path_factory.mktemp("trt") / "fast.onnx"
-    export_onnx(fast_net(), path, sizes=((64, 64),))
+    export_onnx(untrained_net(), path, sizes=((64, 64),))
     return path
 
 
@@ -172,7 +167,7 @@ def test_sidecar_only_cli(onnx_file, tmp_path):
     from s2cv.deploy.export import weights_sha256
     from s2cv.runtime.graph import file_sha256
 
-    assert got.model_sha256 == weights_sha256(fast_net()) and got.onnx_sha256 == file_sha256(onnx_file)
+    assert got.model_sha256 == weights_sha256(untrained_net()) and got.onnx_sha256 == file_sha256(onnx_file)
     assert (got.tensorrt_version, got.compute_capability, got.precision, got.builder) == ("10.3.0", "8.9", "fp32", "trtexec")
     assert got.profile == be.ShapeProfile((1, 1, 64, 64), (1, 1, 128, 128), (2, 1, 256, 256))
 
@@ -280,7 +275,7 @@ def test_build_engine_drives_the_tensorrt_api(onnx_file, tmp_path, monkeypatch, 
     assert (got.precision, got.tensorrt_version, got.profile) == ("fp16", version.rsplit(".", 1)[0], profile)
     from s2cv.deploy.export import weights_sha256
 
-    assert got.model_sha256 == weights_sha256(fast_net())
+    assert got.model_sha256 == weights_sha256(untrained_net())
 
 
 def test_old_tensorrt_is_refused(monkeypatch):
@@ -351,7 +346,7 @@ def test_engine_matches_torch(engines, monkeypatch, precision, atol, min_cos):
     from s2cv.runtime.backend_trt import make_tensorrt
 
     monkeypatch.setenv(ENGINE_ENV, str(engines[precision]))
-    net = fast_net()
+    net = untrained_net()
     backend = make_tensorrt(net, {"arch": "fast", "path": None}, "cuda")
     from s2cv.runtime.image import synthetic_image
 
@@ -374,7 +369,7 @@ def test_engine_for_other_weights_is_refused(engines, monkeypatch):
 
     monkeypatch.setenv(ENGINE_ENV, str(engines["fp32"]))
     with pytest.raises(EngineMismatchError, match="other weights"):
-        make_tensorrt(fast_net(seed=1), {"arch": "fast", "path": None}, "cuda")
+        make_tensorrt(untrained_net(seed=1), {"arch": "fast", "path": None}, "cuda")
 
 
 @needs_gpu
@@ -382,10 +377,10 @@ def test_feature2d_on_tensorrt(engines, monkeypatch):
     from s2cv.runtime.image import synthetic_image
 
     monkeypatch.setenv(ENGINE_ENV, str(engines["fp32"]))
-    net = fast_net()
+    net = untrained_net()
     det = s2cv.S2NetFeature2D(net, backend="tensorrt", nfeatures=500)
     assert det._net_backend.name == "tensorrt"
-    ref = s2cv.S2NetFeature2D(fast_net(), backend="torch", device="cuda", nfeatures=500)
+    ref = s2cv.S2NetFeature2D(untrained_net(), backend="torch", device="cuda", nfeatures=500)
     image = synthetic_image(200, 250, seed=4)  # padded to 200x256: inside the tiny profile
     kp, d = det.detectAndCompute(image, None)
     kp_ref, _ = ref.detectAndCompute(image, None)

@@ -8,12 +8,11 @@ from __future__ import annotations
 
 import json
 import math
-from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
-from _images import textured_image
+from conftest import textured_image, write_pair
 
 import s2cv
 from s2cv.__main__ import main as cli_main
@@ -194,16 +193,9 @@ def test_register_features_without_ir_shape(vis):
 # ---------------------------------------------------------------- register (CLI)
 
 
-def write(d: Path, a: np.ndarray, b: np.ndarray) -> tuple[str, str]:
-    d.mkdir(parents=True, exist_ok=True)
-    cv2.imwrite(str(d / "vis.png"), a)
-    cv2.imwrite(str(d / "ir.png"), b)
-    return str(d / "vis.png"), str(d / "ir.png")
-
-
 def test_cli_refuses_a_mismatched_pair_with_exit_2(vis, tmp_path, capsys):
     a, b, _ = mismatched_cases(vis)["shuffled tiles"]
-    va, ib = write(tmp_path / "in", a, b)
+    va, ib = write_pair(tmp_path / "in", a, b)
     out = tmp_path / "out"
     assert cli_main(["register", va, ib, "-o", str(out), "--model", "sift", "--nfeatures", "2000"]) == 2
     err = capsys.readouterr().err.strip()
@@ -219,7 +211,7 @@ def test_cli_refuses_a_mismatched_pair_with_exit_2(vis, tmp_path, capsys):
 
 def test_cli_accept_implausible_keeps_the_fit(vis, tmp_path, capsys):
     a, b, _ = mismatched_cases(vis)["shuffled tiles"]
-    va, ib = write(tmp_path / "in", a, b)
+    va, ib = write_pair(tmp_path / "in", a, b)
     out = tmp_path / "out"
     argv = ["register", va, ib, "-o", str(out), "--model", "sift", "--nfeatures", "2000", "--accept-implausible"]
     assert cli_main(argv) == 0
@@ -233,7 +225,7 @@ def test_cli_accept_implausible_keeps_the_fit(vis, tmp_path, capsys):
 
 def test_cli_true_pair_summary_carries_the_verdict(vis, tmp_path, capsys):
     H = np.array([[0.97, -0.10, 14.0], [0.09, 0.96, -8.0], [2e-5, -3e-5, 1.0]])
-    va, ib = write(tmp_path / "in", vis, cv2.warpPerspective(gray(vis), H, SHAPE[::-1]))
+    va, ib = write_pair(tmp_path / "in", vis, cv2.warpPerspective(gray(vis), H, SHAPE[::-1]))
     out = tmp_path / "out"
     assert cli_main(["register", va, ib, "-o", str(out), "--model", "sift", "--nfeatures", "2000"]) == 0
     assert capsys.readouterr().out.startswith("registered: ")

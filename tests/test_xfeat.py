@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from conftest import make_folder, warped_pair
 
 import s2cv
 from s2cv.models.checkpoint import load_model, read_checkpoint
@@ -137,9 +138,7 @@ def test_keypoint_targets_follow_the_homography():
 def test_xfeat_loss_trains_every_head():
     torch.manual_seed(0)
     net, teacher = XFeat(), load_model("xfeat")[0]     # the shipped released weights detect real points
-    from test_losses import pair
-
-    a, b, U, va, vb = pair(96)
+    a, b, U, va, vb = warped_pair(96)
     loss_fn = DetectDescribeLoss("xfeat")
     opt = torch.optim.Adam(net.parameters(), lr=1e-3)
     history = []
@@ -160,8 +159,6 @@ def test_xfeat_loss_trains_every_head():
 
 
 def test_trainer_fine_tunes_xfeat_with_unpaired_ssl_frames(tmp_path):
-    from test_train import make_folder
-
     root = make_folder(tmp_path / "d", size=96)
     unpaired = tmp_path / "thermal_only"
     unpaired.mkdir()
@@ -190,8 +187,6 @@ def test_trainer_refuses_bad_ssl_data(item, capsys):
 def test_training_reads_16_bit_thermal_as_inference_does(tmp_path):
     """A narrow-band 16-bit frame (values 7000-9040) reaches the loss as S2Net_create sees it,
     not as an 8-bit truncation; a short run on such frames trains."""
-    from test_train import make_folder
-
     from s2cv.runtime.image import read_gray, to_gray_float
 
     root = make_folder(tmp_path / "d", size=96)
