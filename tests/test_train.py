@@ -10,6 +10,7 @@ import pytest
 import torch
 
 import s2cv
+from conftest import make_folder
 from s2cv.evaluation.datasets import list_pairs
 from s2cv.models.checkpoint import read_checkpoint
 from s2cv.runtime.image import read_image
@@ -18,19 +19,6 @@ from s2cv.training import loop
 from s2cv.training.loop import learning_rate
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
-
-
-def make_folder(root: Path, n: int = 12, size: int = 96) -> Path:
-    """A tiny aligned 'vis'/'ir' data set: blurred noise and its inverted, gamma-changed copy."""
-    rng = np.random.default_rng(0)
-    for sub in ("vis", "ir"):
-        (root / sub).mkdir(parents=True, exist_ok=True)
-    for i in range(n):
-        img = cv2.GaussianBlur(rng.random((size, size + 20)).astype(np.float32), (0, 0), 2)
-        img = (img - img.min()) / (img.max() - img.min())
-        cv2.imwrite(str(root / "vis" / f"p{i:02d}.png"), (img * 255).astype(np.uint8))
-        cv2.imwrite(str(root / "ir" / f"p{i:02d}.png"), ((1 - img) ** 1.5 * 255).astype(np.uint8))
-    return root
 
 
 def test_folder_dataset_split(tmp_path):
