@@ -5,7 +5,7 @@ Run: ``python benchmarks/cv_xfeat.py [--model xfeat] [--k 1024] [--size 640]``.
 
 The model (an XFeat-layout zoo name or checkpoint) is exported into a temporary folder. Per pair
 and detector: mutual-NN matches, those within 3 and 5 px of the pair's ground truth, and
-``s2cv.register``'s fit (MAGSAC++, 3 px; the verdict is reported, not applied) with its corner
+``s2cv.runtime.register``'s fit (MAGSAC++, 3 px; the verdict is reported, not applied) with its corner
 error; per detector, the median ``detectAndCompute`` time on the visible image (5 calls after one
 warm-up). cv::XFeat resizes every image to S x S (aspect not kept); S2Net_create runs the image at
 its own size.

@@ -74,7 +74,7 @@ def summary(errors: list[float]) -> str:
 
 
 def registration(items: list, detected: tuple[int, list], threshold: float = 3.0, ratio: float | None = None) -> str:
-    """Corner errors of ``s2cv.register``'s match -> fit on the detected features, summarised."""
+    """Corner errors of ``s2cv.runtime.register``'s match -> fit on the detected features, summarised."""
     norm, feats = detected
     errors = []
     for (_, a, _, H), ((ka, da), (kb, db)) in zip(items, feats):

@@ -1,4 +1,4 @@
-// CUDA back end on raw device buffers owned by the caller (s2cv.postprocess
+// CUDA back end on raw device buffers owned by the caller (s2cv.runtime.postprocess
 // allocates them with torch). Plain C++ types only: the pybind11 module is
 // compiled by the host compiler and nvcc never sees Python headers.
 #pragma once
