@@ -14,7 +14,7 @@ from typing import Sequence
 
 from s2cv.evaluation.datasets import TRAINING_LAYOUTS
 from s2cv.models import ARCHITECTURES
-from s2cv.training.augment import GEOMETRIES
+from s2cv.training.augment import TRAINING_GEOMETRIES
 from s2cv.training.loop import (
     DEFAULT_BATCH,
     DEFAULT_CROP,
@@ -38,9 +38,10 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--ssl-data", action="append", default=[], metavar="vis=PATH|ir=PATH",
                    help="a folder of unaligned single-modality frames for one SSL branch only (L_SSL needs no "
                         "correspondence), e.g. --ssl-data ir=/d/metu_vistir_unpaired/thermal; repeatable")
-    p.add_argument("--geometry", choices=sorted(GEOMETRIES), default=None,
-                   help="range of the S2 transform and pair augmentation: paper (±10°, scale 1-1.2) or wide "
-                        "(±30°, scale 0.5-2, stronger perspective) (default: per arch)")
+    p.add_argument("--geometry", choices=sorted(TRAINING_GEOMETRIES), default=None,
+                   help="range of the S2 transform and pair augmentation: paper (±10°, scale 1-1.2), wide "
+                        "(±30°, scale 0.5-2, stronger perspective), hard, or mixed (each transform paper or "
+                        "wide with equal chance) (default: per arch)")
     p.add_argument("--keypoint-teacher", default=None, metavar="MODEL",
                    help="xfeat only: the model whose keypoint head gives the distillation targets "
                         "(default: the zoo's 'xfeat', XFeat's released weights)")

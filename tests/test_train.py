@@ -169,3 +169,24 @@ def test_training_crops_are_what_s2net_create_sees_of_16bit_frames(tmp_path, mon
             assert is_region(c, seen["vis"])
         for c in batch["ir_a"][:, 0].numpy():
             assert is_region(c, seen["ir"]) or is_region(c, [1.0 - p for p in seen["ir"]])
+
+
+def test_mixed_geometry_draws_each_range_and_a_single_range_keeps_its_stream(tmp_path, monkeypatch):
+    from s2cv.training import data
+    from s2cv.training.augment import GEOMETRIES, TRAINING_GEOMETRIES
+
+    groups = [list_pairs("folder", make_folder(tmp_path / "d", n=4, size=64), "train")]
+    single = data.S2PairDataset(groups, crop=48, geometry=GEOMETRIES["paper"])
+    as_tuple = data.S2PairDataset(groups, crop=48, geometry=TRAINING_GEOMETRIES["paper"])
+    for i in range(3):
+        a, b = single[i], as_tuple[i]
+        assert all(torch.equal(a[k], b[k]) for k in a), "a one-range tuple must give the very same items"
+
+    seen = []
+    real = data.s2_transform
+    monkeypatch.setattr(data, "s2_transform", lambda image, rng, g: (seen.append(g), real(image, rng, g))[1])
+    mixed = data.S2PairDataset(groups, crop=48, geometry=TRAINING_GEOMETRIES["mixed"])
+    for i in range(20):
+        mixed[i]
+    assert {id(g) for g in seen} == {id(GEOMETRIES["paper"]), id(GEOMETRIES["wide"])}
+    assert 10 <= sum(g is GEOMETRIES["wide"] for g in seen) <= 30  # 40 draws, about half each

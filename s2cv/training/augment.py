@@ -34,6 +34,13 @@ GEOMETRIES: dict[str, GeometricParams] = {
     "wide": GeometricParams(max_rotation_deg=30.0, scale_range=(0.5, 2.0), max_projection=0.3),
     "hard": GeometricParams(max_rotation_deg=30.0, scale_range=(0.7, 1.3), max_projection=0.2),
 }
+# What ``s2cv train --geometry`` draws from: each named range alone, or "mixed": every transform
+# takes paper's or wide's range with equal chance, so near-identity pairs stay common while the
+# network still sees rotated and rescaled ones.
+TRAINING_GEOMETRIES: dict[str, tuple[GeometricParams, ...]] = {
+    **{name: (params,) for name, params in GEOMETRIES.items()},
+    "mixed": (GEOMETRIES["paper"], GEOMETRIES["wide"]),
+}
 
 
 @dataclass(frozen=True)

@@ -27,14 +27,17 @@ class S2PairDataset(Dataset):
     """
 
     def __init__(self, groups: list[list[AlignedPair]], crop: int = 192, length: int = 10**9, seed: int = 0,
-                 p_invert_ir: float = 0.2, geometry: GeometricParams = GeometricParams(),
+                 p_invert_ir: float = 0.2,
+                 geometry: GeometricParams | tuple[GeometricParams, ...] = GeometricParams(),
                  unpaired: dict[str, list[Path]] | None = None, p_unpaired: float = 0.5) -> None:
         """``groups``: one list of pairs per data set; each item first draws a data set uniformly,
         so a small set (VIS-NIR) is not drowned by a large one (RoadScene). ``unpaired``: extra
         single-modality frames per SSL branch ("vis", "ir"); with probability ``p_unpaired`` a
-        branch takes its crop from them instead of from the aligned pair (L_SSL needs no partner)."""
+        branch takes its crop from them instead of from the aligned pair (L_SSL needs no partner).
+        ``geometry``: one range, or several of which each transform draws one."""
         self.crop, self.length, self.seed, self.p_invert_ir = crop, length, seed, p_invert_ir
-        self.geometry, self.p_unpaired = geometry, p_unpaired
+        self.geometries = geometry if isinstance(geometry, tuple) else (geometry,)
+        self.p_unpaired = p_unpaired
         self.images = [[self._load(p) for p in pairs] for pairs in groups if pairs]
         if not self.images:
             raise ValueError("no training pairs given")
@@ -64,6 +67,12 @@ class S2PairDataset(Dataset):
         y, x = int(rng.integers(size[1] - c + 1)), int(rng.integers(size[0] - c + 1))
         return [cv2.resize(im, size, interpolation=cv2.INTER_AREA)[y:y + c, x:x + c] for im in images]
 
+    def _geometry(self, rng: np.random.Generator) -> GeometricParams:
+        """The range of one transform (no draw with a single range: its runs stay reproducible)."""
+        if len(self.geometries) == 1:
+            return self.geometries[0]
+        return self.geometries[int(rng.integers(len(self.geometries)))]
+
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
         rng = np.random.default_rng([self.seed, index])
         group = self.images[int(rng.integers(len(self.images)))]
@@ -71,13 +80,13 @@ class S2PairDataset(Dataset):
         if rng.random() < self.p_invert_ir:  # black-hot vs white-hot palettes
             b = 1.0 - b
         item: dict[str, np.ndarray] = {}
-        sa, sb, U, valid = pair_augment(a, b, rng, self.geometry)
+        sa, sb, U, valid = pair_augment(a, b, rng, self._geometry(rng))
         item.update(sl_a=sa, sl_b=sb, sl_U=U, sl_valid_b=valid)
         for key, image in (("vis", a), ("ir", b)):
             frames = self.unpaired.get(key)
             if frames and rng.random() < self.p_unpaired:
                 (image,) = self.random_crop(rng, frames[int(rng.integers(len(frames)))])
-            tb, H, valid = s2_transform(image, rng, self.geometry)
+            tb, H, valid = s2_transform(image, rng, self._geometry(rng))
             item.update({f"{key}_a": image, f"{key}_b": tb, f"{key}_U": H, f"{key}_valid_b": valid})
         return {k: torch.from_numpy(np.ascontiguousarray(v, dtype=np.float32))[None] if v.ndim == 2 and k[-1] != "U"
                 else torch.from_numpy(np.asarray(v, dtype=np.float32)) for k, v in item.items()}

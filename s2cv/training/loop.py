@@ -33,7 +33,7 @@ from s2cv.evaluation.plots import plot_training
 from s2cv.models import build_model
 from s2cv.models.checkpoint import load_model, read_checkpoint, save_checkpoint
 from s2cv.runtime.image import list_images, read_gray
-from s2cv.training.augment import GEOMETRIES, GeometricParams, random_homography, warp
+from s2cv.training.augment import GEOMETRIES, TRAINING_GEOMETRIES, GeometricParams, random_homography, warp
 from s2cv.training.data import S2PairDataset
 from s2cv.training.losses import S2Loss
 
@@ -333,7 +333,7 @@ def train(args: argparse.Namespace) -> Path:
     groups = [list_pairs(kind, root, "train") for kind, root in sources]
     n_pairs = sum(len(g) for g in groups)
     steps = args.steps or math.ceil((args.epochs or 25) * n_pairs / (args.batch_size * process.world))
-    dataset = S2PairDataset(groups, crop=args.crop, seed=args.seed, geometry=GEOMETRIES[args.geometry],
+    dataset = S2PairDataset(groups, crop=args.crop, seed=args.seed, geometry=TRAINING_GEOMETRIES[args.geometry],
                             unpaired=unpaired_frames(args))
     trainer = Trainer(args, process)
     start = trainer.progress.step
