@@ -312,7 +312,6 @@ def dense_maps(net: nn.Module, backends: dict[str, tuple[Any, dict]], images: di
                       f"{b / t.median_s:8.1f} {rate:8.1f} {100 * rate / peak:7.0f}%")
 
 
-
 def detect_vs_sift(net: nn.Module, meta: dict[str, Any], backends: dict[str, tuple[Any, dict]],
                    images: dict[tuple[int, int], np.ndarray], min_time: float, max_reps: int,
                    cuda_sync: Callable[[], None]) -> None:

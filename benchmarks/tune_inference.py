@@ -52,6 +52,8 @@ def featureless_images(size: tuple[int, int] = (480, 640)) -> dict[str, np.ndarr
     return {"black": np.zeros(size, np.uint8), "grey 128": np.full(size, 128, np.uint8),
             "white": np.full(size, 255, np.uint8), "noise σ=1": noise(1), "noise σ=3": noise(3),
             "gradient": np.tile(np.linspace(60, 200, w, dtype=np.float32), (h, 1)).astype(np.uint8)}
+
+
 REFINE_SETTINGS = (RefineParams(), RefineParams(dims=0), RefineParams(dims=32), RefineParams(dims=16),
                    RefineParams(iters=10), RefineParams(max_points=4096), RefineParams(max_points=65536),
                    RefineParams(levels=2), RefineParams(levels=3))

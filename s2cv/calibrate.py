@@ -28,7 +28,6 @@ from s2cv.runtime.register import (
 from s2cv.runtime.video import make_detector
 
 
-
 # ---------------------------------------------------------------- CLI
 
 

@@ -28,7 +28,6 @@ from s2cv.evaluation.report import (
 )
 
 
-
 def _positive_ints(text: str) -> list[int]:
     try:
         values = [int(v) for v in text.split(",") if v.strip()]

@@ -36,8 +36,6 @@ from s2cv.runtime.register import (
 )
 from s2cv.runtime.video import FOLDER_FPS, STYLES, PairedFrames, load_homography, make_detector, write_registered_video
 
-# ---------------------------------------------------------------- CLI
-
 
 def build_parser(prog: str = "s2cv register") -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
@@ -63,9 +61,7 @@ def build_parser(prog: str = "s2cv register") -> argparse.ArgumentParser:
                    help="keep a fit the plausibility verdict refuses (labelled IMPLAUSIBLE in the output)")
     p.add_argument("--backend", default="auto", help="inference backend: auto, torch, onnxruntime, tensorrt")
     p.add_argument("--device", default="auto", help="torch device, e.g. cpu or cuda (default: auto)")
-    pass
-
-    add_arguments(p)  # --video, --H, ...: s2cv.runtime.video
+    add_arguments(p)  # --video, --H, ...
     return p
 
 
@@ -79,8 +75,6 @@ def main(argv: Sequence[str] | None = None, prog: str = "s2cv register") -> int:
     parser = build_parser(prog)
     args = parser.parse_args(argv)
     if args.video or args.H:
-        pass
-
         return main_register(args, parser, prog)
     if bool(args.sample) == (args.vis is not None):
         parser.error("give VIS and IR images, or --sample (not both)")
@@ -126,7 +120,6 @@ def main(argv: Sequence[str] | None = None, prog: str = "s2cv register") -> int:
         line += f", corner error {extra['corner_error_px']:.2f} px"
     print(line)
     return 0
-
 
 
 # ---------------------------------------------------------------- register --video

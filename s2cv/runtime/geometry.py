@@ -119,6 +119,7 @@ def corner_error(H_est: np.ndarray | None, H_gt: np.ndarray, shape_a: Sequence[i
     mean = float(err.mean())
     return mean if math.isfinite(mean) else math.inf
 
+
 TRANSFORMS = ("homography", "affine", "similarity")
 MIN_POINTS = {"homography": 4, "affine": 3, "similarity": 2}
 
