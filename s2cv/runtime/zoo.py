@@ -17,8 +17,9 @@ if TYPE_CHECKING:
 
 WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "weights"
 ZOO: dict[str, str] = {
-    "default": "s2fast-vis-ir-nir.pt",   # visible <-> thermal and <-> NIR (RoadScene + VIS-NIR)
-    "s2fast": "s2fast-vis-ir-nir.pt",    # the default's network by name: S2Fast, 124 k parameters, trained from scratch
+    "default": "s2fast-wide-vis-ir-nir.pt",      # visible <-> thermal and <-> NIR; = s2fast-wide
+    "s2fast-wide": "s2fast-wide-vis-ir-nir.pt",  # S2Fast (124 k parameters) fine-tuned from s2fast on mixed geometry + LLVIP, METU
+    "s2fast": "s2fast-vis-ir-nir.pt",            # S2Fast trained on RoadScene + VIS-NIR with the paper's geometry
     "s2xfeat": "s2xfeat-vis-ir-nir.pt",  # XFeat layout, S2-trained from XFeat's weights; holds better on hard geometry
     "vis-ir": "s2fast-vis-ir.pt",         # stage 1 of the default's training, fine-tuned on RoadScene (visible <-> thermal)
     "r2d2": "r2d2-vis-ir-nir.pt",         # full-resolution R2D2-style net trained on a GPU; slow on CPU
