@@ -30,7 +30,7 @@ import cv2
 import numpy as np
 
 from s2cv.runtime import viz
-from s2cv.runtime.image import IMAGE_EXTENSIONS, read_image
+from s2cv.runtime.image import IMAGE_EXTENSIONS, list_images, read_image
 from s2cv.runtime.register import RegistrationError, for_detector, register_features
 
 STYLES = ("blend", "overlay")
@@ -56,16 +56,16 @@ def _natural_key(name: str) -> list[Any]:
 
 
 def _frames_in(folder: Path, side: str) -> dict[str, Path]:
+    try:
+        files = list_images(folder)
+    except FileNotFoundError:
+        raise ValueError(f"{side} folder {folder} holds no image frames ({', '.join(IMAGE_EXTENSIONS)})") from None
     frames: dict[str, Path] = {}
-    for path in folder.iterdir():
-        if path.name.startswith(".") or path.suffix.lower() not in IMAGE_EXTENSIONS or not path.is_file():
-            continue
+    for path in files:
         if path.stem in frames:
             raise ValueError(f"{side} folder {folder}: two frames named {path.stem!r} "
                              f"({frames[path.stem].name}, {path.name})")
         frames[path.stem] = path
-    if not frames:
-        raise ValueError(f"{side} folder {folder} holds no image frames ({', '.join(IMAGE_EXTENSIONS)})")
     return frames
 
 
