@@ -1,5 +1,6 @@
 """The training CLI end to end: a short real run gives a checkpoint S2Net_create loads; DDP on 2 CPU ranks."""
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -109,7 +110,10 @@ def test_torchrun_two_cpu_processes(tmp_path):
     root = make_folder(tmp_path / "d")
     out = tmp_path / "ddp"
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29517",
+    with socket.socket() as s:  # a free port: a fixed one can still be held by an earlier run
+        s.bind(("127.0.0.1", 0))
+        port = str(s.getsockname()[1])
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", port,
            "-m", "s2cv.train", "--dataset", "folder", "--data", str(root), "--steps", "2", "--val-every", "2",
            "--crop", "64", "--out", str(out), "--val-pairs", "1", "--threads", "1"]
     run = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
