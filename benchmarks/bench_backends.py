@@ -5,7 +5,7 @@ Run: ``python benchmarks/bench_backends.py [--model NAME_OR_PATH] [--quick]``.
 Backends measured when available here: torch CPU, onnxruntime CPU (and CUDA), OpenCV's cv2.dnn
 CPU, torch CUDA, TensorRT FP32/FP16 (engines built once into the s2cv cache; minutes on first
 run). The onnxruntime-vs-opencv rows are what ``backend="auto"`` is set by on CPU
-(``s2cv.runtime.backends.AUTO_CPU_GRAPH_ORDER``). Sizes are
+(``s2cv.feature.backends.AUTO_CPU_GRAPH_ORDER``). Sizes are
 W x H, batch 1 and 8 for the dense maps, batch 1 for detectAndCompute. The network's FLOP count
 (convolution MACs x 2, counted with forward hooks) turns times into GFLOP/s, printed next to
 a measured fp32 matmul rate on the same device, so the distance to the hardware limit can be
@@ -34,10 +34,10 @@ import s2cv  # noqa: E402
 from s2cv.deploy.export import weights_sha256
 from s2cv.models import build_model
 from s2cv.models.checkpoint import load_model
-from s2cv.runtime.backend_torch import TorchBackend
-from s2cv.runtime.graph import cache_dir
-from s2cv.runtime.image import pad_to_multiple, synthetic_image
-from s2cv.runtime.zoo import available_models
+from s2cv.torch_backends.backend_torch import TorchBackend
+from s2cv.feature.graph import cache_dir
+from s2cv.feature.image import pad_to_multiple, synthetic_image
+from s2cv.feature.zoo import available_models
 
 
 def real_image(w: int, h: int) -> np.ndarray:
@@ -146,7 +146,7 @@ def trt_engine(net: nn.Module, precision: str) -> Path | None:
 
     from s2cv.deploy.build_engine import build_engine
     from s2cv.deploy.export import export_onnx
-    from s2cv.runtime.engine import ShapeProfile, normalize_trt_version, sidecar_path
+    from s2cv.feature.engine import ShapeProfile, normalize_trt_version, sidecar_path
 
     key = f"{weights_sha256(net)[:16]}-{precision}-trt{normalize_trt_version(trt.__version__)}"
     engine = cache_dir() / "engines" / f"bench-{key}.engine"
@@ -177,7 +177,7 @@ def make_backends(net: nn.Module, meta: dict[str, Any], wanted: set[str] | None)
     try:
         import onnxruntime as ort
 
-        from s2cv.runtime.backend_onnx import make_onnx
+        from s2cv.feature.backend_onnx import make_onnx
 
         if want("onnxruntime-cpu"):
             out["onnxruntime-cpu"] = (make_onnx(net, meta, "cpu"), {"backend": "onnxruntime", "device": "cpu"})
@@ -186,14 +186,14 @@ def make_backends(net: nn.Module, meta: dict[str, Any], wanted: set[str] | None)
     except ImportError as exc:
         print(f"  onnxruntime skipped: {exc}")
     if want("opencv-cpu"):
-        from s2cv.runtime.backend_opencv import make_opencv
+        from s2cv.feature.backend_opencv import make_opencv
 
         out["opencv-cpu"] = (make_opencv(net, meta, "cpu"), {"backend": "opencv", "device": "cpu"})
     if torch.cuda.is_available():
         if want("torch-cuda"):
             out["torch-cuda"] = (TorchBackend(copy.deepcopy(net), "cuda"), {"backend": "torch", "device": "cuda"})
         try:
-            from s2cv.runtime.backend_trt import ENGINE_ENV, make_tensorrt
+            from s2cv.torch_backends.backend_trt import ENGINE_ENV, make_tensorrt
 
             for precision in ("fp32", "fp16"):
                 name = f"tensorrt-{precision}"
@@ -343,8 +343,8 @@ def detect_vs_sift(net: nn.Module, meta: dict[str, Any], backends: dict[str, tup
 def graph_runtimes(meta: dict[str, Any], images: dict[tuple[int, int], np.ndarray], min_time: float,
                    max_reps: int) -> None:
     """onnxruntime and cv2.dnn on the checkpoint's shipped graph, timed in alternation: the ratio
-    ``backend="auto"``'s CPU order (s2cv.runtime.backends.AUTO_CPU_GRAPH_ORDER) is chosen by."""
-    from s2cv.runtime.backends import AUTO_CPU_GRAPH_ORDER
+    ``backend="auto"``'s CPU order (s2cv.feature.backends.AUTO_CPU_GRAPH_ORDER) is chosen by."""
+    from s2cv.feature.backends import AUTO_CPU_GRAPH_ORDER
 
     print("\n== graph runtimes head to head: detectAndCompute on the shipped graph, in alternation ==")
     print(f"{'size':>9} {'onnxruntime ms':>15} {'opencv ms':>10} {'opencv speed-up':>16}  auto runs")

@@ -1,7 +1,7 @@
 """Mutual nearest-neighbour matching: s2cv's matrix-product version vs cv2.BFMatcher(crossCheck).
 
 ``s2cv.register`` and ``s2cv.evaluate`` match float descriptors with
-``s2cv.runtime.geometry.mutual_nn_matches``. This times it against OpenCV's brute-force matcher with
+``s2cv.registration.geometry.mutual_nn_matches``. This times it against OpenCV's brute-force matcher with
 cross-check (what users write) on the default model's descriptors of the
 bundled VIS-NIR pair (1024×682) at several K, checks both return the same pairs, and prints the median
 of the repeats in milliseconds and the speed ratio.
@@ -16,9 +16,9 @@ import cv2
 from bench_postprocess import median_ms  # same folder: run as a script, as the docstring says
 
 import s2cv
-from s2cv.runtime.geometry import mutual_nn_matches
-from s2cv.runtime.image import read_image
-from s2cv.runtime.register import SAMPLES
+from s2cv.registration.geometry import mutual_nn_matches
+from s2cv.feature.image import read_image
+from s2cv.registration.register import SAMPLES
 
 
 def main() -> None:

@@ -19,8 +19,8 @@ from typing import Callable
 import cv2
 import numpy as np
 
-from s2cv.runtime import _reference as ref
-from s2cv.runtime import postprocess as pp
+from s2cv.evaluation import reference as ref
+from s2cv.feature import postprocess as pp
 
 K = 4096
 STRIDE = 4.0

@@ -24,11 +24,11 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from s2cv import calibrate as calibrate_cli
-from s2cv import register as register_cli
+from s2cv.cli import calibrate as calibrate_cli
+from s2cv.cli import register as register_cli
 from s2cv.evaluation.datasets import list_pairs
-from s2cv.runtime import register as reg
-from s2cv.runtime.geometry import corner_error
+from s2cv.registration import register as reg
+from s2cv.registration.geometry import corner_error
 
 # The rig's homography, visible -> thermal (the benchmark's direction): a few degrees of
 # rotation, 3-4 % scale, 10-12 px shift and a mild perspective, like RoadScene's benchmark warps.

@@ -5,7 +5,7 @@ Run: ``python benchmarks/cv_xfeat.py [--model xfeat] [--k 1024] [--size 640]``.
 
 The model (an XFeat-layout zoo name or checkpoint) is exported into a temporary folder. Per pair
 and detector: mutual-NN matches, those within 3 and 5 px of the pair's ground truth, and
-``s2cv.runtime.register``'s fit (MAGSAC++, 3 px; the verdict is reported, not applied) with its corner
+``s2cv.registration.register``'s fit (MAGSAC++, 3 px; the verdict is reported, not applied) with its corner
 error; per detector, the median ``detectAndCompute`` time on the visible image (5 calls after one
 warm-up). cv::XFeat resizes every image to S x S (aspect not kept); S2Net_create runs the image at
 its own size.
@@ -25,8 +25,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import s2cv  # noqa: E402
 from s2cv.export import main as export_main
-from s2cv.runtime.geometry import match_errors, mutual_nn_matches
-from s2cv.runtime.register import SAMPLES, register, sample_corner_error, sample_ground_truth
+from s2cv.registration.geometry import match_errors, mutual_nn_matches
+from s2cv.registration.register import SAMPLES, register, sample_corner_error, sample_ground_truth
 
 
 def median_ms(fn, reps: int = 5) -> float:

@@ -32,7 +32,7 @@ if [ "$DEVICE" = cuda ]; then
   CMAKE_BUILD_PARALLEL_LEVEL=16 timeout 240 $PY setup.py build_ext --inplace > "$OUT/run/build.txt" 2>&1
   echo "build rc $?"; grep -i -E "error|warning" "$OUT/run/build.txt" | head -20; ls s2cv/*.so
 fi
-$PY -c "import s2cv.runtime.postprocess as pp; print('HAS_CUDA', pp.HAS_CUDA)"
+$PY -c "import s2cv.feature.postprocess as pp; print('HAS_CUDA', pp.HAS_CUDA)"
 
 echo "== CUDA tests (t=$(el)s)"
 timeout 150 $PY -m pytest -q -rs -p no:cacheprovider tests/test_postprocess.py tests/test_feature2d.py tests/test_tensorrt.py \

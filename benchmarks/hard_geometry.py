@@ -22,7 +22,7 @@ import numpy as np
 from tqdm import tqdm
 
 from s2cv.evaluation.datasets import load_benchmark
-from s2cv.runtime.image import read_image
+from s2cv.feature.image import read_image
 from s2cv.training.augment import GEOMETRIES, random_homography
 
 

@@ -6,7 +6,7 @@ does) and compares two fits with the ground truth (GT), and the methods' fits wi
 * protocol: ``s2cv.evaluate``'s fit (USAC/MAGSAC on all matches, 3 px);
 * oracle: least squares on only the matches within 3 px of the GT. It agrees with the GT by
   construction, so it shows whether enough correct matches *exist*, not that the GT is right;
-* refined GT (s2cv methods): ``s2cv.runtime.refine`` started *from the GT*. The dense descriptor maps'
+* refined GT (s2cv methods): ``s2cv.registration.refine`` started *from the GT*. The dense descriptor maps'
   own optimum; when it moves more than t px away, the maps agree better with another homography
   than with the GT (the images' content, parallax or the GT itself disagree with it);
 * with two or more methods, whether their protocol fits agree with *each other*. Two independent
@@ -33,10 +33,10 @@ from tqdm import tqdm
 from s2cv.evaluation.benchmark import norm_of, timed_detect
 from s2cv.evaluation.datasets import BENCHMARK_LAYOUTS, load_benchmark
 from s2cv.evaluation.methods import create_method
-from s2cv.runtime.feature2d import S2NetFeature2D
-from s2cv.runtime.geometry import corner_error, estimate_homography, mutual_nn_matches, warp_points
-from s2cv.runtime.image import read_image
-from s2cv.runtime.refine import RefineParams, refine_homography
+from s2cv.feature.feature2d import S2NetFeature2D
+from s2cv.registration.geometry import corner_error, estimate_homography, mutual_nn_matches, warp_points
+from s2cv.feature.image import read_image
+from s2cv.registration.refine import RefineParams, refine_homography
 
 MIN_MATCHES = 8  # least squares on fewer points is too unstable to call an oracle
 

@@ -22,7 +22,7 @@ from s2cv.evaluation.benchmark import evaluate
 from s2cv.evaluation.datasets import load_pairs, load_roadscene
 from s2cv.evaluation.metrics import aggregate
 from s2cv.evaluation.report import markdown_table
-from s2cv.runtime.image import read_image
+from s2cv.feature.image import read_image
 
 VARIANTS = {
     "white-hot 8-bit": lambda ir: ir,

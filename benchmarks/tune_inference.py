@@ -29,11 +29,11 @@ from tqdm import tqdm
 
 from s2cv.models.checkpoint import load_model
 from s2cv.models.common import KEYPOINT_SCORES
-from s2cv.runtime.feature2d import S2NetFeature2D
-from s2cv.runtime.geometry import corner_error
-from s2cv.runtime.image import to_gray_float
-from s2cv.runtime.refine import RefineParams, refine_homography
-from s2cv.runtime.register import register_features
+from s2cv.feature.feature2d import S2NetFeature2D
+from s2cv.registration.geometry import corner_error
+from s2cv.feature.image import to_gray_float
+from s2cv.registration.refine import RefineParams, refine_homography
+from s2cv.registration.register import register_features
 from s2cv.training.augment import GEOMETRIES
 from s2cv.training.loop import validation_metrics, validation_set
 
@@ -76,7 +76,7 @@ def summary(errors: list[float]) -> str:
 
 
 def registration(items: list, detected: tuple[int, list], threshold: float = 3.0, ratio: float | None = None) -> str:
-    """Corner errors of ``s2cv.runtime.register``'s match -> fit on the detected features, summarised."""
+    """Corner errors of ``s2cv.registration.register``'s match -> fit on the detected features, summarised."""
     norm, feats = detected
     errors = []
     for (_, a, _, H), ((ka, da), (kb, db)) in zip(items, feats):

@@ -1,4 +1,4 @@
-"""Choose and check the thresholds of ``s2cv.runtime.verdict`` on pairs built from training images only.
+"""Choose and check the thresholds of ``s2cv.registration.verdict`` on pairs built from training images only.
 
 True pairs: the held-out validation pairs of RoadScene, VIS-NIR and LLVIP (``s2cv.training.loop.
 validation_set``: aligned pair, second image warped by a random homography), each with
@@ -8,10 +8,10 @@ same way (downscaled to 640 px, random homography). LLVIP gives no mismatched pa
 consecutive video frames of one fixed camera, so frame i+5 shows the same scene.
 
 For every model (``--models``: zoo names, checkpoint paths or ``sift``) and keypoint budget
-(``--k``) ``s2cv.runtime.register.register`` runs on every pair; its matches and fit are stored in
+(``--k``) ``s2cv.registration.register.register`` runs on every pair; its matches and fit are stored in
 ``CACHE/<model>@<K>.npz``, so a later run with another model (a new default) adds to them, and
 ``--report-only`` recomputes the verdict's signals from every stored fit with the current
-``s2cv.runtime.verdict`` code. The report: the combined verdict per model and K (correct true fits kept,
+``s2cv.registration.verdict`` code. The report: the combined verdict per model and K (correct true fits kept,
 mismatched pairs refused, wrong true fits refused), each statistical test alone over a range of
 thresholds (pooled and per model: the trade-off table), the weakest correct fit and the strongest
 mismatched fit per signal, ``OUT/roc.png`` and ``OUT/signals_<model>@<K>.json``.
@@ -40,10 +40,10 @@ import numpy as np
 from tqdm import tqdm
 
 from s2cv.evaluation.datasets import list_pairs
-from s2cv.runtime.geometry import corner_error
-from s2cv.runtime.image import read_gray, read_image
-from s2cv.runtime.register import register
-from s2cv.runtime.verdict import DEFAULT_THRESHOLDS, VerdictThresholds, judge, measure
+from s2cv.registration.geometry import corner_error
+from s2cv.feature.image import read_gray, read_image
+from s2cv.registration.register import register
+from s2cv.registration.verdict import DEFAULT_THRESHOLDS, VerdictThresholds, judge, measure
 from s2cv.training.augment import random_homography, warp
 
 CORRECT_PX = 10.0  # a true pair's fit within this corner error is a correct registration
@@ -148,7 +148,7 @@ def detect_and_fit(model: str, pairs: list[dict[str, Any]], k: int) -> dict[str,
 
 
 def signal_rows(cache: dict[str, np.ndarray]) -> list[dict[str, Any]]:
-    """The verdict's signals for every stored fit (``s2cv.runtime.verdict.measure``, as register calls it)."""
+    """The verdict's signals for every stored fit (``s2cv.registration.verdict.measure``, as register calls it)."""
     rows, start = [], 0
     for i, n in enumerate(cache["counts"]):
         sl = slice(start, start + n)
@@ -249,7 +249,7 @@ def suggest(all_rows: dict[str, list], base: VerdictThresholds, margin: float, s
     less a margin for true pairs weaker than any seen here. Then, while a mismatched training pair
     of any model still passes, the one test whose raise (in steps of 5 %) refuses them all at the
     smallest cost in correct fits is raised. (Spread and stability guard against degenerate
-    supports with loose limits, see s2cv.runtime.verdict.)"""
+    supports with loose limits, see s2cv.registration.verdict.)"""
     correct = [r for rows in all_rows.values() for r in _groups(rows)[0]]
     mismatched = [r for rows in all_rows.values() for r in _groups(rows)[2] if r["fitted"]]
     picked = {}
@@ -320,7 +320,7 @@ def report(all_rows: dict[str, list[dict[str, Any]]], out: Path, base: VerdictTh
     print(f"selection rule (margin {margin:g}, sparing the {spare} weakest correct fit(s)): "
           + ", ".join(f"{a} {getattr(rule, a):.4g}" for a in CHANCE_TESTS) + "\n")
     print(combined_table(all_rows, rule) + "\n")
-    print(f"shipped thresholds (s2cv.runtime.verdict.DEFAULT_THRESHOLDS): {asdict(base)}\n")
+    print(f"shipped thresholds (s2cv.registration.verdict.DEFAULT_THRESHOLDS): {asdict(base)}\n")
     print("combined verdict (all tests at the shipped thresholds):\n")
     print(combined_table(all_rows, base))
     pooled = {"all models and K": [r for rows in all_rows.values() for r in rows]}

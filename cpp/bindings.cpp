@@ -1,5 +1,5 @@
 // Python module s2cv._C: NumPy front end of the CPU back end. Arrays must
-// already be float32/uint8 C-contiguous (s2cv.runtime.postprocess converts them);
+// already be float32/uint8 C-contiguous (s2cv.feature.postprocess converts them);
 // anything else raises instead of being reinterpreted.
 #include <cstring>
 
@@ -66,7 +66,7 @@ py::array_t<float> sample_descriptors(const py::array& descriptors, const py::ar
 }  // namespace
 
 PYBIND11_MODULE(_C, m) {
-  m.doc() = "CPU post-processing kernels of s2cv (use s2cv.runtime.postprocess, which converts inputs).";
+  m.doc() = "CPU post-processing kernels of s2cv (use s2cv.feature.postprocess, which converts inputs).";
   m.def("detect", &detect, py::arg("scores"), py::arg("mask"), py::arg("nms_radius"), py::arg("threshold"),
         py::arg("border"), py::arg("max_keypoints"), py::arg("subpixel"),
         "Keypoints (N, 3) = (x, y, score) from a float32 (H, W) score map, best first.");

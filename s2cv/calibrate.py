@@ -1,98 +1,15 @@
-"""``s2cv calibrate``: one homography for a fixed visible/IR rig from many frame pairs
-(``s2cv.runtime.calibrate``).
+"""``python -m s2cv.calibrate``: the ``s2cv calibrate`` command (``s2cv/cli/calibrate.py``).
 
-Also ``python -m s2cv calibrate`` and ``python -m s2cv.calibrate``::
-
-    s2cv calibrate VIS IR -o OUT [--model NAME|PATH|sift] [--nfeatures N] [--refine]
-                   [--max-frames N] [--step S] [--ransac-threshold T] [--min-inliers N]
-                   [--accept-implausible]
-
-VIS and IR are two folders of frames with matching names, or two video files. Writes
-``H.txt`` (IR -> visible, as ``s2cv register``), ``summary.json`` (per-frame matches, inliers,
-residuals, flags), ``overlay.png`` (a few frames, checkerboard) and ``residuals.png`` (with
-matplotlib). Exit status 0 on success, 2 (one line on stderr) when the rig cannot be calibrated
-or read: no frame registers, or the pooled fit is implausible (``--accept-implausible`` keeps it).
-
+``s2cv.calibrate`` itself is the function ``s2cv.registration.calibrate.calibrate``; importing this module (an
+old path: ``from s2cv.calibrate import calibrate``) keeps ``s2cv.calibrate(...)`` callable.
 """
-from __future__ import annotations
-
-import argparse
 import sys
-from pathlib import Path
-from typing import Sequence
 
-from s2cv.runtime.calibrate import FrameResult, calibrate, write_outputs
-from s2cv.runtime.register import (
-    RegistrationError,
-)
-from s2cv.runtime.video import make_detector
+from s2cv.cli import callable_module
+from s2cv.cli.calibrate import main
+from s2cv.registration.calibrate import calibrate  # noqa: F401 - the old import path
 
-
-# ---------------------------------------------------------------- CLI
-
-
-def build_parser(prog: str = "s2cv calibrate") -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog=prog,
-        description="Calibrate a fixed visible/IR rig: one homography (IR -> visible) from the matches of many "
-                    "frame pairs. Writes H.txt, summary.json, overlay.png and residuals.png.")
-    p.add_argument("vis", help="visible frames: a folder of images, or a video file")
-    p.add_argument("ir", help="IR frames: a folder of images with the same names, or a video file")
-    p.add_argument("-o", "--output", required=True, help="output folder (created if missing)")
-    p.add_argument("--model", default="default",
-                   help="zoo name or checkpoint path (default: %(default)s); 'sift' uses cv2.SIFT as a baseline")
-    p.add_argument("--nfeatures", type=int, default=4096, help="keypoints per image (default: %(default)s)")
-    p.add_argument("--max-frames", type=int, help="use at most this many frame pairs")
-    p.add_argument("--step", type=int, default=1, help="use every STEP-th frame pair (default: 1)")
-    p.add_argument("--ransac-threshold", type=float, default=3.0, help="inlier threshold, px (default: 3)")
-    p.add_argument("--min-inliers", type=int, default=12, help="fewer pooled inliers = failure (default: 12)")
-    p.add_argument("--refine", action="store_true",
-                   help="polish the homography on the dense descriptor maps of the best frames (s2cv models)")
-    p.add_argument("--refine-frames", type=int, default=16, help="frames the refinement uses at most (default: 16)")
-    p.add_argument("--accept-implausible", action="store_true",
-                   help="keep a pooled fit the plausibility verdict refuses (labelled IMPLAUSIBLE in H.txt and summary)")
-    p.add_argument("--backend", default="auto", help="inference backend: auto, torch, onnxruntime, tensorrt")
-    p.add_argument("--device", default="auto", help="torch device, e.g. cpu or cuda (default: auto)")
-    return p
-
-
-def main(argv: Sequence[str] | None = None, prog: str = "s2cv calibrate") -> int:
-    """CLI entry point; returns the exit status (0 calibrated, 2 failed or bad input)."""
-    args = build_parser(prog).parse_args(argv)
-    out_dir = Path(args.output)
-    try:
-        if args.nfeatures < 0:
-            raise ValueError(f"--nfeatures must be >= 0, got {args.nfeatures}")
-        detector = make_detector(args.model, args.nfeatures, args.backend, args.device)
-        result = calibrate(args.vis, args.ir, detector, ransac_threshold=args.ransac_threshold,
-                           min_inliers=args.min_inliers, max_frames=args.max_frames, step=args.step,
-                           refine=args.refine, refine_frames=args.refine_frames,
-                           accept_implausible=args.accept_implausible)
-        write_outputs(result, out_dir, {"model": args.model, "nfeatures": args.nfeatures, "refine": args.refine,
-                                        "step": args.step, "max_frames": args.max_frames,
-                                        "accept_implausible": args.accept_implausible})
-    except (OSError, ValueError, TypeError, RegistrationError, RuntimeError) as exc:
-        print(f"{prog}: error: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}", file=sys.stderr)
-        return 2
-    skipped = f", {len(result.source.skipped)} unreadable skipped" if result.source.skipped else ""
-    if not result.success:
-        hint = "; --accept-implausible keeps it" if result.verdict is not None else ""
-        print(f"{prog}: error: {result.message}{skipped} (see {out_dir / 'summary.json'}{hint})", file=sys.stderr)
-        return 2
-    flagged = result.flagged
-    label = "calibrated" + (f" (IMPLAUSIBLE, kept by --accept-implausible: {result.verdict.reason})"
-                            if result.implausible_accepted else "")
-    print(f"{label} from {len(result.frames)} frame pairs{skipped}: {result.num_inliers}/{result.num_matches} "
-          f"matches agree, H (IR -> visible) in {out_dir / 'H.txt'}; "
-          f"{len(flagged)} flagged{' (' + _names(flagged) + ')' if flagged else ''}; "
-          f"{result.ms_per_frame:.0f} ms per frame pair")
-    return 0
-
-
-def _names(frames: Sequence[FrameResult], limit: int = 5) -> str:
-    shown = ", ".join(f"{f.name}: {'/'.join(f.flags)}" for f in frames[:limit])
-    return shown + (f" and {len(frames) - limit} more" if len(frames) > limit else "")
-
+callable_module(__name__, calibrate)
 
 if __name__ == "__main__":
     sys.exit(main(prog="python -m s2cv.calibrate"))

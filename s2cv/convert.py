@@ -1,27 +1,7 @@
-"""``python -m s2cv.convert SRC -o OUT.pt``: XFeat's released weights -> an s2cv checkpoint.
+"""``python -m s2cv.convert``: the ``s2cv convert`` command (``s2cv/cli/convert.py``)."""
+import sys
 
-The result loads like any s2cv model (``S2Net_create(model=OUT)``, ``s2cv train --init OUT``,
-``s2cv export OUT``); the zoo's ``xfeat`` is this conversion of the authors' file (Apache-2.0).
-"""
-from __future__ import annotations
-
-import argparse
-from pathlib import Path
-from typing import Sequence
-
-from s2cv.models.xfeat import convert_released
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="s2cv convert", description=__doc__.split("\n\n")[0])
-    p.add_argument("src", type=Path, help="XFeat's released state dict (xfeat.pt)")
-    p.add_argument("-o", "--out", type=Path, required=True, help="s2cv checkpoint to write")
-    args = p.parse_args(argv)
-    if not args.src.is_file():
-        p.error(f"{args.src} not found")
-    print(f"wrote {convert_released(args.src, args.out)}")
-    return 0
-
+from s2cv.cli.convert import main
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    sys.exit(main(prog="python -m s2cv.convert"))

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 import cv2
 import numpy as np
 
-from s2cv.runtime.register import SAMPLES
+from s2cv.registration.register import SAMPLES
 
 if TYPE_CHECKING:
     import torch

@@ -14,8 +14,8 @@ import pytest
 from conftest import read_sample
 
 import s2cv
-from s2cv.runtime.backend_opencv import OpenCVBackend
-from s2cv.runtime.register import SAMPLES
+from s2cv.feature.backend_opencv import OpenCVBackend
+from s2cv.registration.register import SAMPLES
 
 
 def parity(a: s2cv.S2NetFeature2D, b: s2cv.S2NetFeature2D, image: np.ndarray) -> tuple[float, float, int]:

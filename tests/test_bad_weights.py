@@ -11,9 +11,9 @@ torch = pytest.importorskip("torch")
 from conftest import make_folder, untrained_net  # noqa: E402
 
 import s2cv  # noqa: E402
-from s2cv import export as export_cli
+from s2cv.cli import export as export_cli
 from s2cv.models.checkpoint import load_model, read_checkpoint, save_checkpoint
-from s2cv.train import main as train_main
+from s2cv.cli.train import main as train_main
 
 
 @pytest.fixture(scope="module")

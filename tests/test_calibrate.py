@@ -1,4 +1,4 @@
-"""s2cv.calibrate (one homography for a rig from many frame pairs), s2cv.runtime.video (paired frame
+"""s2cv.calibrate (one homography for a rig from many frame pairs), s2cv.registration.video (paired frame
 sources, the registered video) and refine_homography_pairs.
 
 Accuracy is checked with SIFT on a synthetic same-modality rig (exact), and with the shipped
@@ -17,12 +17,12 @@ from conftest import textured_image, write_folders
 
 import s2cv
 from s2cv.__main__ import main as cli_main
-from s2cv.runtime import calibrate as cal
-from s2cv.runtime import register as reg
-from s2cv.runtime import verdict, video
-from s2cv.runtime.geometry import corner_error
-from s2cv.runtime.image import to_gray_float
-from s2cv.runtime.refine import RefineParams, refine_homography, refine_homography_pairs
+from s2cv.registration import calibrate as cal
+from s2cv.registration import register as reg
+from s2cv.registration import verdict, video
+from s2cv.registration.geometry import corner_error
+from s2cv.feature.image import to_gray_float
+from s2cv.registration.refine import RefineParams, refine_homography, refine_homography_pairs
 
 # The simulated rig, visible -> IR (the benchmark's direction); calibrate returns its inverse.
 RIG = np.array([[0.98, 0.04, -6.0], [-0.03, 0.97, 5.0], [5e-5, -4e-5, 1.0]])
@@ -239,7 +239,7 @@ def test_unreadable_frames_are_skipped_and_counted(tmp_path, sift):
         result = cal.calibrate(vis_dir, ir_dir, sift)
     assert result.success and result.source.skipped == ["frame_1"]
     assert [f.name for f in result.frames] == ["frame_0", "frame_2", "frame_3"]
-    summary = cal.write_outputs(result, tmp_path / "out")
+    summary = cal.write_calibration(result, tmp_path / "out")
     assert summary["skipped"] == ["frame_1"] and summary["skipped_count"] == 1
 
 

@@ -14,8 +14,8 @@ from s2cv.evaluation.datasets import load_pairs
 from s2cv.evaluation.methods import create_method
 from s2cv.evaluation.metrics import aggregate
 from s2cv.evaluation.report import markdown_table
-from s2cv.runtime import viz
-from s2cv.runtime.image import read_image
+from s2cv.registration import viz
+from s2cv.feature.image import read_image
 
 H_TRUE = np.array([[0.98, -0.12, 18.0], [0.11, 0.97, -6.0], [1e-5, -2e-5, 1.0]])
 

@@ -19,16 +19,16 @@ onnx = pytest.importorskip("onnx")
 ort = pytest.importorskip("onnxruntime")
 
 import s2cv  # noqa: E402
-from s2cv import export as export_cli
+from s2cv.cli import export as export_cli
 from s2cv.deploy import export as ex
 from s2cv.models import build_model
 from s2cv.models.checkpoint import load_model, save_checkpoint
-from s2cv.runtime import graph
-from s2cv.runtime.backend_onnx import OnnxRuntimeBackend, make_onnx
-from s2cv.runtime.backends import make_backend
-from s2cv.runtime.graph import onnx_model_meta, prebuilt_onnx
-from s2cv.runtime.image import synthetic_image
-from s2cv.runtime.zoo import WEIGHTS_DIR, ZOO
+from s2cv.feature import graph
+from s2cv.feature.backend_onnx import OnnxRuntimeBackend, make_onnx
+from s2cv.feature.backends import make_backend
+from s2cv.feature.graph import onnx_model_meta, prebuilt_onnx
+from s2cv.feature.image import synthetic_image
+from s2cv.feature.zoo import WEIGHTS_DIR, ZOO
 
 SIZES = ((64, 96), (96, 128))  # small: CI runs on 2 cores
 
@@ -195,8 +195,8 @@ def test_onnx_of_another_layout_says_what_was_expected(tmp_path, backend):
 
 
 def test_graph_reader_agrees_with_onnx_on_the_shipped_graphs():
-    """s2cv.runtime.graph walks the protobuf itself (no onnx package at run time): same metadata, names, shapes."""
-    from s2cv.runtime.graph import read_graph_info
+    """s2cv.feature.graph walks the protobuf itself (no onnx package at run time): same metadata, names, shapes."""
+    from s2cv.feature.graph import read_graph_info
 
     for path in sorted(WEIGHTS_DIR.glob("*.onnx")):
         model, info = onnx.load(str(path), load_external_data=False), read_graph_info(path)

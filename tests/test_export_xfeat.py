@@ -13,13 +13,13 @@ pytest.importorskip("onnx")
 from conftest import read_sample, untrained_net  # noqa: E402
 
 import s2cv  # noqa: E402
-from s2cv import export as export_cli
+from s2cv.cli import export as export_cli
 from s2cv.deploy import export
 from s2cv.deploy import export_xfeat as ex
-from s2cv.runtime.geometry import match_errors, mutual_nn_matches
-from s2cv.runtime.graph import read_graph_info, read_onnx_metadata
-from s2cv.runtime.register import sample_ground_truth
-from s2cv.runtime.zoo import WEIGHTS_DIR
+from s2cv.registration.geometry import match_errors, mutual_nn_matches
+from s2cv.feature.graph import read_graph_info, read_onnx_metadata
+from s2cv.registration.register import sample_ground_truth
+from s2cv.feature.zoo import WEIGHTS_DIR
 
 
 @pytest.fixture(scope="module")

@@ -21,7 +21,7 @@ from hypothesis.extra import numpy as hnp
 
 import s2cv
 from s2cv.models.checkpoint import read_checkpoint, save_checkpoint
-from s2cv.runtime import postprocess as pp
+from s2cv.feature import postprocess as pp
 
 EXPECTED = (ValueError, TypeError)
 FAST = settings(max_examples=30, deadline=None, derandomize=True,

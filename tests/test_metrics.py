@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from s2cv.evaluation.metrics import PairResult, aggregate, error_auc, mma, repeatability, score_pair
-from s2cv.runtime.geometry import corner_error, estimate_homography, match_errors, mutual_nn_matches, warp_points
+from s2cv.registration.geometry import corner_error, estimate_homography, match_errors, mutual_nn_matches, warp_points
 
 SHAPE = (100, 200)  # h, w
 SHIFT = np.array([[1.0, 0, 5], [0, 1, 0], [0, 0, 1]])

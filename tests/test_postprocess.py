@@ -1,4 +1,4 @@
-"""s2cv.runtime.postprocess (compiled) against the NumPy reference, known answers,
+"""s2cv.feature.postprocess (compiled) against the NumPy reference, known answers,
 torch.grid_sample, and every documented error."""
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from s2cv.runtime import _reference as ref
-from s2cv.runtime import postprocess as pp
+from s2cv.evaluation import reference as ref
+from s2cv.feature import postprocess as pp
 
 torch = pytest.importorskip("torch")
 F = torch.nn.functional

@@ -1,4 +1,4 @@
-"""s2cv.runtime.refine: featuremetric polishing of a homography on the dense descriptor maps."""
+"""s2cv.registration.refine: featuremetric polishing of a homography on the dense descriptor maps."""
 from __future__ import annotations
 
 import json
@@ -8,12 +8,12 @@ import numpy as np
 import pytest
 
 import s2cv
-from s2cv import register as register_cli
-from s2cv.runtime import register as reg
-from s2cv.runtime.backends import DenseMaps
-from s2cv.runtime.geometry import corner_error
-from s2cv.runtime.image import to_gray_float
-from s2cv.runtime.refine import RefineParams, refine_homography
+from s2cv.cli import register as register_cli
+from s2cv.registration import register as reg
+from s2cv.feature.backends import DenseMaps
+from s2cv.registration.geometry import corner_error
+from s2cv.feature.image import to_gray_float
+from s2cv.registration.refine import RefineParams, refine_homography
 
 # b = a warped by H_AB; refinement works in the other direction (b pixels -> a pixels).
 H_AB = np.array([[0.97, -0.06, 12.0], [0.05, 0.98, -7.0], [4e-5, -3e-5, 1.0]])
@@ -151,7 +151,7 @@ def test_cli_refine_flag(tmp_path, capsys):
 def test_principal_axes_keep_the_descriptor_variance(warped_pair):
     """The projection keeps the leading axes: 64 of the default's 128 channels hold all of its
     maps' variance (so the default projection loses nothing), 16 hold most of it."""
-    from s2cv.runtime.refine import _principal
+    from s2cv.registration.refine import _principal
 
     _, _, maps_a, maps_b = warped_pair
     desc = [np.ascontiguousarray(m.descriptors[0].transpose(1, 2, 0)) for m in (maps_a, maps_b)]

@@ -21,8 +21,8 @@ from conftest import textured_image, untrained_net, write_pair
 import s2cv
 from s2cv.__main__ import main as cli_main
 from s2cv.models.checkpoint import save_checkpoint
-from s2cv.runtime import register as reg
-from s2cv.runtime.geometry import corner_error
+from s2cv.registration import register as reg
+from s2cv.registration.geometry import corner_error
 
 # Visible -> IR, the benchmark's direction; register() must return (about) its inverse.
 H_VIS_TO_IR = np.array([[0.97, -0.10, 14.0], [0.09, 0.96, -8.0], [2e-5, -3e-5, 1.0]])
@@ -221,7 +221,7 @@ def test_to_uint8_percentile_stretch():
     with_nan = np.array([[0.0, np.nan], [1.0, 2.0]], np.float32)
     assert reg.to_uint8(with_nan).dtype == np.uint8
     # Pictures use the same stretch: a hot pixel does not black out a 16-bit frame in a plot.
-    from s2cv.runtime.viz import to_bgr8
+    from s2cv.registration.viz import to_bgr8
 
     assert np.array_equal(to_bgr8(img), cv2.cvtColor(out, cv2.COLOR_GRAY2BGR))
 
@@ -364,7 +364,7 @@ def test_main_dispatch(capsys):
         assert "usage" in capsys.readouterr().out
 
 
-@pytest.mark.parametrize("command, module", [("export", "s2cv.export"), ("build-engine", "s2cv.build_engine")])
+@pytest.mark.parametrize("command, module", [("export", "s2cv.cli.export"), ("build-engine", "s2cv.cli.build_engine")])
 def test_optional_commands(command, module, capsys):
     if importlib.util.find_spec(module) is None:
         assert cli_main([command]) == 2

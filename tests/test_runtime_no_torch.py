@@ -6,8 +6,8 @@ checks that S2Net_create on every zoo model, the whole cv2.Feature2D surface, ``
 and ``s2cv info`` work, that none of those modules got imported, and that whatever needs the
 extra says how to install it.
 
-The runtime room (``s2cv.runtime``, minus the torch bridge ``backend_torch``) and the runtime's
-commands import without those modules; every other room says how to get them. The static side
+The runtime rooms (``s2cv.feature``, ``s2cv.registration``) and the runtime's commands import
+without those modules; every other room (``s2cv.torch_backends`` included) says how to get them. The static side
 of the rule (which room may import which) is ``tests/test_layout.py``.
 """
 from __future__ import annotations
@@ -24,16 +24,17 @@ from pathlib import Path
 import pytest
 
 import s2cv
-from s2cv.runtime.extras import TRAIN_INSTALL
+from s2cv.feature.extras import TRAIN_INSTALL
 
 PACKAGE_PARENT = Path(s2cv.__file__).resolve().parents[1]
 BLOCKED = ("torch", "onnx", "tensorrt", "tqdm", "matplotlib")
-# What a torch-free install imports: the runtime room (minus its torch bridge) and its commands.
-RUNTIME_COMMANDS = ("s2cv", "s2cv.__main__", "s2cv.register", "s2cv.calibrate")
+# What a torch-free install imports: the runtime rooms and their commands.
+RUNTIME_COMMANDS = ("s2cv", "s2cv.__main__", "s2cv.register", "s2cv.calibrate", "s2cv.cli", "s2cv.cli.main",
+                    "s2cv.cli.register", "s2cv.cli.calibrate", "s2cv.runtime")
 # The rooms and commands that need the extra must name it instead of failing deep inside.
 NAMES_THE_EXTRA = ("s2cv.models", "s2cv.training", "s2cv.evaluation", "s2cv.deploy", "s2cv.train",
                    "s2cv.export", "s2cv.evaluate", "s2cv.convert", "s2cv.build_engine", "s2cv.deploy.export_xfeat",
-                   "s2cv.runtime.backend_torch")
+                   "s2cv.torch_backends.backend_torch")
 
 BLOCKER = f"""
 import importlib.abc, json, sys
@@ -67,11 +68,12 @@ def run_without_torch(code: str, tmp_path: Path) -> dict:
 
 
 def test_runtime_modules_import_without_torch(tmp_path):
-    import s2cv.runtime
+    import s2cv.feature
+    import s2cv.registration
 
-    runtime = sorted(f"s2cv.runtime.{m.name}" for m in pkgutil.iter_modules(s2cv.runtime.__path__)
-                     if m.name != "backend_torch")
-    assert {"s2cv.runtime.feature2d", "s2cv.runtime.backend_onnx", "s2cv.runtime.register"} <= set(runtime)
+    runtime = sorted(f"{room.__name__}.{m.name}" for room in (s2cv.feature, s2cv.registration)
+                     for m in pkgutil.iter_modules(room.__path__))
+    assert {"s2cv.feature.feature2d", "s2cv.feature.backend_onnx", "s2cv.registration.register"} <= set(runtime)
     out = run_without_torch(f"""
         import importlib, json
         for name in {[*RUNTIME_COMMANDS, *runtime]!r}:
@@ -110,7 +112,7 @@ def test_every_zoo_model_detects_and_the_sample_registers(tmp_path):
     """, tmp_path)
     name, n, shape = out["default"]
     assert name in ("onnxruntime", "opencv") and 1000 <= n <= 4096 and shape == [n, 128]
-    from s2cv.runtime.zoo import WEIGHTS_DIR, ZOO
+    from s2cv.feature.zoo import WEIGHTS_DIR, ZOO
 
     shipped = {z for z, f in ZOO.items() if (WEIGHTS_DIR / f).is_file()}
     assert set(out["zoo"]) == shipped
@@ -179,7 +181,7 @@ def test_the_whole_feature2d_surface(tmp_path, backend):
 
 
 def test_what_needs_the_extra_says_how_to_get_it(tmp_path):
-    from s2cv.runtime.zoo import WEIGHTS_DIR, ZOO
+    from s2cv.feature.zoo import WEIGHTS_DIR, ZOO
 
     checkpoint = tmp_path / "mine.pt"  # a checkpoint without the graph beside it: only torch can run it
     checkpoint.write_bytes((WEIGHTS_DIR / ZOO["default"]).read_bytes())

@@ -21,10 +21,10 @@ import torch
 from conftest import untrained_net
 
 import s2cv
-from s2cv import build_engine as build_engine_cli
+from s2cv.cli import build_engine as build_engine_cli
 from s2cv.deploy import build_engine as be
-from s2cv.runtime.backend_trt import ENGINE_ENV, engine_candidates, find_engine
-from s2cv.runtime.engine import EngineMismatchError, check_engine, parse_shape, read_sidecar
+from s2cv.torch_backends.backend_trt import ENGINE_ENV, engine_candidates, find_engine
+from s2cv.feature.engine import EngineMismatchError, check_engine, parse_shape, read_sidecar
 
 REPO = Path(__file__).resolve().parents[1]
 HAS_TRT = importlib.util.find_spec("tensorrt") is not None
@@ -165,7 +165,7 @@ def test_sidecar_only_cli(onnx_file, tmp_path):
     assert code == 0
     got = read_sidecar(engine)
     from s2cv.deploy.export import weights_sha256
-    from s2cv.runtime.graph import file_sha256
+    from s2cv.feature.graph import file_sha256
 
     assert got.model_sha256 == weights_sha256(untrained_net()) and got.onnx_sha256 == file_sha256(onnx_file)
     assert (got.tensorrt_version, got.compute_capability, got.precision, got.builder) == ("10.3.0", "8.9", "fp32", "trtexec")
@@ -343,12 +343,12 @@ def engines(onnx_file, tmp_path_factory):
 @needs_gpu
 @pytest.mark.parametrize("precision,atol,min_cos", [("fp32", 5e-3, 0.995), ("fp16", 3e-2, 0.97)])
 def test_engine_matches_torch(engines, monkeypatch, precision, atol, min_cos):
-    from s2cv.runtime.backend_trt import make_tensorrt
+    from s2cv.torch_backends.backend_trt import make_tensorrt
 
     monkeypatch.setenv(ENGINE_ENV, str(engines[precision]))
     net = untrained_net()
     backend = make_tensorrt(net, {"arch": "fast", "path": None}, "cuda")
-    from s2cv.runtime.image import synthetic_image
+    from s2cv.feature.image import synthetic_image
 
     img = synthetic_image(128, 160).astype(np.float32) / 255
     batch = np.stack([img[None], np.random.default_rng(0).random((1, 128, 160), dtype=np.float32)])
@@ -365,7 +365,7 @@ def test_engine_matches_torch(engines, monkeypatch, precision, atol, min_cos):
 
 @needs_gpu
 def test_engine_for_other_weights_is_refused(engines, monkeypatch):
-    from s2cv.runtime.backend_trt import make_tensorrt
+    from s2cv.torch_backends.backend_trt import make_tensorrt
 
     monkeypatch.setenv(ENGINE_ENV, str(engines["fp32"]))
     with pytest.raises(EngineMismatchError, match="other weights"):
@@ -374,7 +374,7 @@ def test_engine_for_other_weights_is_refused(engines, monkeypatch):
 
 @needs_gpu
 def test_feature2d_on_tensorrt(engines, monkeypatch):
-    from s2cv.runtime.image import synthetic_image
+    from s2cv.feature.image import synthetic_image
 
     monkeypatch.setenv(ENGINE_ENV, str(engines["fp32"]))
     net = untrained_net()

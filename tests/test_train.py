@@ -14,8 +14,8 @@ import s2cv
 from conftest import make_folder
 from s2cv.evaluation.datasets import list_pairs
 from s2cv.models.checkpoint import read_checkpoint
-from s2cv.runtime.image import read_image
-from s2cv.train import main, parse_args
+from s2cv.feature.image import read_image
+from s2cv.cli.train import main, parse_args
 from s2cv.training import loop
 from s2cv.training.loop import learning_rate
 
@@ -44,6 +44,26 @@ def test_cli_short_run_gives_loadable_checkpoint(tmp_path):
     # Resume continues from the saved step rather than starting over.
     assert main(args[:5] + ["4"] + args[6:] + ["--resume"]) == 0
     assert read_checkpoint(out / "last.pt")["step"] == 4
+
+
+def test_held_out_camera_pseudo_modalities_and_kept_steps(tmp_path):
+    """--val-data validates on every pair of a camera never trained on, logged per camera;
+    --pseudo is recorded in the checkpoint; --keep-checkpoints keeps each validated step."""
+    train_root, held_root = make_folder(tmp_path / "d", n=6), make_folder(tmp_path / "other" / "train", n=3)
+    out = tmp_path / "run"
+    assert main(["--dataset", "folder", "--data", str(train_root), "--val-data", f"folder={held_root}",
+                 "--pseudo", "tone,optics", "--steps", "2", "--val-every", "1", "--crop", "64", "--val-pairs", "1",
+                 "--val-k", "64", "--keep-checkpoints", "--out", str(out)]) == 0
+    import json
+    val = [json.loads(line) for line in (out / "val_log.jsonl").read_text().splitlines()]
+    assert [v["step"] for v in val] == [1, 2]
+    # Camera names: the training folder's data set ("d") and the held-out one ("other", its train/ dropped).
+    assert {"val_d_reg10", "val_other_reg10", "val_hard_other_ncm"} <= set(val[0])
+    assert sorted(p.name for p in (out / "steps").iterdir()) == ["000001.pt", "000002.pt"]
+    meta = read_checkpoint(out / "last.pt")["meta"]
+    assert meta["pseudo"] == "tone,optics" and meta["val_data"] == [f"folder={held_root}"]
+    with pytest.raises(SystemExit):
+        parse_args(["--data", "x", "--out", "y", "--pseudo", "tone,heat"])
 
 
 def test_learning_rate_schedule():

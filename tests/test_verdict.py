@@ -1,4 +1,4 @@
-"""s2cv.runtime.verdict and its use by register (Python and CLI) and evaluate.
+"""s2cv.registration.verdict and its use by register (Python and CLI) and evaluate.
 
 Mismatched pairs are built so that the checks register had before the verdict (a fit exists,
 is invertible, has >= min_inliers inliers) pass: each refusal below is the verdict's doing, and
@@ -16,8 +16,8 @@ from conftest import textured_image, write_pair
 
 import s2cv
 from s2cv.__main__ import main as cli_main
-from s2cv.runtime import register as reg
-from s2cv.runtime.verdict import DEFAULT_THRESHOLDS, Verdict, VerdictThresholds, judge, plausibility
+from s2cv.registration import register as reg
+from s2cv.registration.verdict import DEFAULT_THRESHOLDS, Verdict, VerdictThresholds, judge, plausibility
 
 SHAPE = (240, 320)
 

@@ -187,7 +187,7 @@ def test_trainer_refuses_bad_ssl_data(item, capsys):
 def test_training_reads_16_bit_thermal_as_inference_does(tmp_path):
     """A narrow-band 16-bit frame (values 7000-9040) reaches the loss as S2Net_create sees it,
     not as an 8-bit truncation; a short run on such frames trains."""
-    from s2cv.runtime.image import read_gray, to_gray_float
+    from s2cv.feature.image import read_gray, to_gray_float
 
     root = make_folder(tmp_path / "d", size=96)
     for f in (root / "ir").iterdir():

@@ -28,7 +28,7 @@ void sample_descriptors(uintptr_t desc, int64_t D, int64_t h, int64_t w, uintptr
 }  // namespace
 
 PYBIND11_MODULE(_C_cuda, m) {
-  m.doc() = "CUDA post-processing kernels of s2cv on raw device pointers (use s2cv.runtime.postprocess).";
+  m.doc() = "CUDA post-processing kernels of s2cv on raw device pointers (use s2cv.feature.postprocess).";
   m.def("device_count", &s2cv::cuda::device_count, "Visible CUDA devices; 0 without driver or GPU.");
   m.def("detect_workspace_bytes", &s2cv::cuda::detect_workspace_bytes, py::arg("H"), py::arg("W"),
         py::arg("device"), py::call_guard<py::gil_scoped_release>(), "Scratch bytes detect() needs.");

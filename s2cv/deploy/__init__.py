@@ -1,9 +1,9 @@
 """Deployment: ONNX export (s2cv's graph, cv::XFeat's graph) and the TensorRT engine builder.
 
 What the runtime checks of these artifacts (graph names and metadata, hashes, engine sidecars)
-lives on the runtime side (``s2cv.runtime.graph``, ``s2cv.runtime.engine``), so serving never
+lives on the runtime side (``s2cv.feature.graph``, ``s2cv.feature.engine``), so serving never
 imports this package. Needs the ``[train]`` extra (torch, onnx).
 """
-from s2cv.runtime.extras import require_train_extra
+from s2cv.feature.extras import require_train_extra
 
 require_train_extra("s2cv export")

@@ -1,4 +1,4 @@
-"""Build a TensorRT engine for an s2cv network (Python API), and its sidecar (``s2cv.runtime.engine``).
+"""Build a TensorRT engine for an s2cv network (Python API), and its sidecar (``s2cv.feature.engine``).
 
 FP16: TensorRT 10 takes ``BuilderFlag.FP16`` on the float32 graph; TensorRT >= 11 removed it
 (networks are strongly typed), so there the graph itself is converted (convolutions in float16,
@@ -12,8 +12,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from s2cv.runtime.graph import INPUT_NAME
-from s2cv.runtime.engine import EngineInfo, ShapeProfile, import_tensorrt, normalize_trt_version, write_sidecar
+from s2cv.feature.graph import INPUT_NAME
+from s2cv.feature.engine import EngineInfo, ShapeProfile, import_tensorrt, normalize_trt_version, write_sidecar
 
 
 def _gpu_identity() -> tuple[str, str]:
@@ -35,8 +35,8 @@ def prepare_onnx(model: str | Path, *, mixed_fp16: bool = False, workdir: str | 
 
     from s2cv.deploy.export import arch_name, export_onnx, to_mixed_fp16
     from s2cv.models.checkpoint import load_model
-    from s2cv.runtime.graph import file_sha256, read_onnx_metadata
-    from s2cv.runtime.zoo import resolve
+    from s2cv.feature.graph import file_sha256, read_onnx_metadata
+    from s2cv.feature.zoo import resolve
 
     workdir = Path(workdir or tempfile.mkdtemp(prefix="s2cv-trt-"))
     src = Path(model)
@@ -66,7 +66,7 @@ def build_engine(model: str | Path, engine: str | Path, profile: ShapeProfile = 
     """Build ``engine`` (and its sidecar) from an s2cv ONNX export, a checkpoint or a zoo name."""
     from tqdm import tqdm
 
-    from s2cv.runtime.graph import file_sha256, read_onnx_metadata
+    from s2cv.feature.graph import file_sha256, read_onnx_metadata
 
     trt = import_tensorrt()
     engine = Path(engine)
@@ -132,7 +132,7 @@ def sidecar_for_existing(onnx_path: str | Path, engine: str | Path, profile: Sha
                          tensorrt_version: str, builder: str = "trtexec", compute_capability: str = "",
                          device_name: str = "") -> EngineInfo:
     """Sidecar for an engine built elsewhere (trtexec) from ``onnx_path``."""
-    from s2cv.runtime.graph import file_sha256, read_onnx_metadata
+    from s2cv.feature.graph import file_sha256, read_onnx_metadata
 
     if not Path(engine).is_file():
         raise FileNotFoundError(f"engine {engine} does not exist; build it first")

@@ -30,9 +30,9 @@ import torch  # noqa: E402
 from torch import nn  # noqa: E402
 
 from s2cv.models import ARCHITECTURES
-from s2cv.runtime.backend_onnx import onnx_session
-from s2cv.runtime.graph import FORMAT, INPUT_NAME, OUTPUT_NAMES
-from s2cv.runtime.image import sample_image, to_gray_float
+from s2cv.feature.backend_onnx import onnx_session
+from s2cv.feature.graph import FORMAT, INPUT_NAME, OUTPUT_NAMES
+from s2cv.feature.image import sample_image, to_gray_float
 
 DEFAULT_OPSET = 17
 DEFAULT_SIZES: tuple[tuple[int, int], ...] = ((256, 320), (480, 640))  # multiples of every pad_multiple (32)
@@ -276,8 +276,8 @@ def export_model(model: str | Path, output: str | Path, opset: int = DEFAULT_OPS
                  progress: bool = False) -> ExportReport:
     """A zoo name or checkpoint -> its s2cv graph, recording the checkpoint's hash (what ``s2cv export`` runs)."""
     from s2cv.models.checkpoint import load_model
-    from s2cv.runtime.graph import file_sha256
-    from s2cv.runtime.zoo import resolve
+    from s2cv.feature.graph import file_sha256
+    from s2cv.feature.zoo import resolve
 
     net, meta = load_model(model)
     return export_onnx(net, output, opset, arch=arch_name(net, meta), source_sha256=file_sha256(resolve(model)),

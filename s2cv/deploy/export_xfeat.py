@@ -35,10 +35,10 @@ from s2cv.deploy.export import (
     stable_softplus,
     weights_sha256,
 )
-from s2cv.runtime.backend_onnx import onnx_session
-from s2cv.runtime.graph import XFEAT_INPUT as INPUT_NAME
-from s2cv.runtime.graph import XFEAT_OUTPUTS, file_sha256
-from s2cv.runtime.image import sample_image, to_gray_float
+from s2cv.feature.backend_onnx import onnx_session
+from s2cv.feature.graph import XFEAT_INPUT as INPUT_NAME
+from s2cv.feature.graph import XFEAT_OUTPUTS, file_sha256
+from s2cv.feature.image import sample_image, to_gray_float
 
 FORMAT = "s2cv-cv-xfeat/1"
 DEFAULT_SIZE = 640      # cv::XFeat's default inputSize
@@ -80,7 +80,7 @@ class _CvXFeatGraph(torch.nn.Module):
 def check_xfeat_layout(net: Any, arch: str, model: str = "the model") -> None:
     """ValueError unless ``net`` is an XFeat-layout network (the only one with cv::XFeat's maps)."""
     if arch != "xfeat" or not callable(getattr(net, "raw", None)):
-        from s2cv.runtime.zoo import ZOO, model_meta
+        from s2cv.feature.zoo import ZOO, model_meta
 
         xfeat = [name for name in ZOO if _is_xfeat(name, model_meta)]
         raise ValueError(
@@ -185,7 +185,7 @@ def export_model(model: str, output: str | Path, size: int, opset: int, *, valid
                  image: np.ndarray | None = None) -> XFeatExportReport:
     """A zoo name or checkpoint -> its cv::XFeat graph (what ``s2cv export --format cv-xfeat`` runs)."""
     from s2cv.models.checkpoint import load_model
-    from s2cv.runtime.zoo import resolve
+    from s2cv.feature.zoo import resolve
 
     net, meta = load_model(model)
     arch = arch_name(net, meta)

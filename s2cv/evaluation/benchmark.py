@@ -1,7 +1,7 @@
 """Run every method at every K on every benchmark pair: NC / NCM / CMR, MMA, corner error and
 the plausibility verdict per pair (``s2cv.evaluation.metrics``), match pictures on request.
 
-Every method sees the images as a user would pass them (``s2cv.runtime.image.read_image``: BGR
+Every method sees the images as a user would pass them (``s2cv.feature.image.read_image``: BGR
 visible, single-channel thermal/NIR).
 """
 from __future__ import annotations
@@ -21,12 +21,12 @@ from s2cv.evaluation.datasets import Pair
 from s2cv.evaluation.methods import Feature2D, MethodUnavailable, create_method
 from s2cv.evaluation.metrics import JudgedPairResult, judged, score_pair
 from s2cv.evaluation.report import safe_name
-from s2cv.runtime import viz
-from s2cv.runtime.backends import DenseMaps
-from s2cv.runtime.feature2d import S2NetFeature2D
-from s2cv.runtime.geometry import corner_error, estimate_homography, match_errors, mutual_nn_matches
-from s2cv.runtime.image import read_image
-from s2cv.runtime.refine import refine_homography
+from s2cv.registration import viz
+from s2cv.feature.backends import DenseMaps
+from s2cv.feature.feature2d import S2NetFeature2D
+from s2cv.registration.geometry import corner_error, estimate_homography, invertible, match_errors, mutual_nn_matches
+from s2cv.feature.image import read_image
+from s2cv.registration.refine import refine_homography
 
 
 def timed_detect(det: Feature2D, img: np.ndarray, maps: bool = False
@@ -45,7 +45,7 @@ def _refined_corner_error(ma: np.ndarray, mb: np.ndarray, H: np.ndarray, shape_a
     """Corner error after ``refine_homography`` polishes the protocol fit of the matched points
     ``ma``/``mb`` (``score_pair``'s fit: the deterministic MAGSAC gives the same starting model)."""
     H_ab = estimate_homography(ma, mb)
-    if H_ab is None or abs(np.linalg.det(H_ab)) < 1e-12:
+    if not invertible(H_ab):
         return math.inf
     H_ba = refine_homography(np.linalg.inv(H_ab), maps_a, maps_b, tuple(shape_a), tuple(shape_b))
     return corner_error(np.linalg.inv(H_ba), H, shape_a)
@@ -73,13 +73,13 @@ def evaluate(
     progress: bool = True,
     log: Callable[[str], None] = lambda msg: print(msg, file=sys.stderr),
 ) -> list[JudgedPairResult]:
-    """Score every available method at every K on every pair, and judge each fit (``s2cv.runtime.verdict``).
+    """Score every available method at every K on every pair, and judge each fit (``s2cv.registration.verdict``).
 
     Unavailable methods are reported through `log` and skipped. If `out_dir` is given, match
     pictures of the first `n_plots` pairs are written there for the first available method at
     the largest K. Detectors get one untimed warm-up call so lazy initialisation is not timed.
     With `refine`, every s2cv method also gets a ``<spec>+refine`` row: the same features and
-    fit, the homography then polished on the dense maps (``s2cv.runtime.refine``; only its corner error differs).
+    fit, the homography then polished on the dense maps (``s2cv.registration.refine``; only its corner error differs).
     """
     if not ks or min(ks) <= 0:
         raise ValueError(f"keypoint budgets must be positive integers, got {list(ks)}")

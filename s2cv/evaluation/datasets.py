@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from s2cv.runtime.image import IMAGE_EXTENSIONS
+from s2cv.feature.image import IMAGE_EXTENSIONS
 
 
 @dataclass(frozen=True)
@@ -173,12 +173,15 @@ def _layout(kind: str, side: str) -> Callable[[Path], list[Any]]:
 
 
 def list_pairs(kind: str, root: str | Path, split: str = "train") -> list[AlignedPair]:
-    """The aligned pairs of one data set's training data; ``split`` 'train' or 'val' (every tenth pair)."""
-    if split not in ("train", "val"):
-        raise ValueError(f"split must be 'train' or 'val', got {split!r}")
+    """The aligned pairs of one data set's training data; ``split`` 'train', 'val' (every tenth
+    pair) or 'all' (both: a camera held out of training entirely, validated on every pair)."""
+    if split not in ("train", "val", "all"):
+        raise ValueError(f"split must be 'train', 'val' or 'all', got {split!r}")
     pairs = sorted(_layout(kind, "aligned")(Path(root)), key=lambda p: p.name)
     if not pairs:
         raise FileNotFoundError(f"no aligned pairs found for dataset {kind!r} in {root}")
+    if split == "all":
+        return pairs
     val = [p for i, p in enumerate(pairs) if i % 10 == 5]
     return val if split == "val" else [p for p in pairs if p not in val]
 

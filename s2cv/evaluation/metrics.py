@@ -11,16 +11,17 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-from s2cv.runtime.geometry import (
+from s2cv.registration.geometry import (
     nearest_distances,
     corner_error,
     estimate_homography,
     inside_image,
+    invertible,
     match_errors,
     mutual_nn_matches,
     warp_points,
 )
-from s2cv.runtime.verdict import plausibility
+from s2cv.registration.verdict import plausibility
 
 MMA_THRESHOLDS: tuple[int, ...] = tuple(range(1, 11))
 """Pixel thresholds of the mean matching accuracy curve."""
@@ -185,7 +186,7 @@ def aggregate(results: Iterable[PairResult]) -> list[dict[str, float | int | str
 
 @dataclass
 class JudgedPairResult(PairResult):
-    """A pair's numbers plus ``s2cv.runtime.verdict``'s decision on its protocol fit (the metrics are
+    """A pair's numbers plus ``s2cv.registration.verdict``'s decision on its protocol fit (the metrics are
     unchanged: a refused fit still has its corner error)."""
 
     verdict: str = "no fit"    # "plausible", "refused" or "no fit"
@@ -197,7 +198,7 @@ def judged(result: PairResult, ma: np.ndarray, mb: np.ndarray, shape_a: Sequence
     """``result`` with the verdict on the protocol fit of the matched points ``ma -> mb``
     (``estimate_homography``, as ``score_pair`` fits; inliers: residual <= 3 px)."""
     H_ab = estimate_homography(ma, mb)
-    if H_ab is None or abs(np.linalg.det(H_ab)) < 1e-12:
+    if not invertible(H_ab):
         return JudgedPairResult(**asdict(result))
     v = plausibility(H_ab, ma, mb, shape_a, shape_b)
     return JudgedPairResult(**asdict(result), verdict="plausible" if v.ok else "refused", verdict_reason=v.reason)

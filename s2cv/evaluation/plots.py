@@ -41,7 +41,9 @@ def plot_mma(
 
 def plot_training(run_dir: str | Path, path: str | Path | None = None, smooth: int = 100) -> Path:
     """PNG of a training run: loss per branch (running mean over ``smooth`` steps), learning rate
-    and validation NCM, from the run's ``train_log.csv`` and ``val_log.jsonl``."""
+    and validation NCM, from the run's ``train_log.csv`` and ``val_log.jsonl``; with per-camera
+    validation (``--val-data``, several sources) a third panel shows each camera's share of pairs
+    registered within 10 px, plain and hard geometry, so the curve shows which camera still improves."""
     import csv
     import json
 
@@ -53,9 +55,12 @@ def plot_training(run_dir: str | Path, path: str | Path | None = None, smooth: i
         rows = list(csv.DictReader(f))
     val_file = run / "val_log.jsonl"
     val = [json.loads(line) for line in val_file.read_text().splitlines() if line.strip()] if val_file.is_file() else []
-    fig = Figure(figsize=(10, 3.6), dpi=100)
+    cameras = sorted({k[4:-6] for k in (val[0] if val else {}) if k.startswith("val_") and k.endswith("_reg10")
+                       and k not in ("val_reg10", "val_hard_reg10")})
+    panels = 3 if cameras else 2
+    fig = Figure(figsize=(5 * panels, 3.6), dpi=100)
     FigureCanvasAgg(fig)
-    ax_loss, ax_val = fig.add_subplot(1, 2, 1), fig.add_subplot(1, 2, 2)
+    ax_loss, ax_val = fig.add_subplot(1, panels, 1), fig.add_subplot(1, panels, 2)
     steps = np.array([int(r["step"]) for r in rows])
     window = max(1, min(smooth, len(rows)))
     kernel = np.full(window, 1.0 / window)
@@ -74,8 +79,21 @@ def plot_training(run_dir: str | Path, path: str | Path | None = None, smooth: i
     if val:
         ax_val.plot([v["step"] for v in val], [v["val_ncm"] for v in val], marker="o", markersize=3)
     ax_val.set_xlabel("step")
-    ax_val.set_ylabel("validation NCM (K = 1024, 3 px)")
+    ax_val.set_ylabel("validation NCM (3 px)")
     ax_val.grid(alpha=0.3)
+    if cameras:
+        ax_cam = fig.add_subplot(1, panels, 3)
+        plain = [c for c in cameras if not c.startswith("hard_")]
+        for cam in cameras:
+            hard = cam.startswith("hard_")
+            colour = f"C{plain.index(cam.removeprefix('hard_')) % 10}" if cam.removeprefix("hard_") in plain else None
+            ax_cam.plot([v["step"] for v in val], [v[f"val_{cam}_reg10"] for v in val], "--" if hard else "-",
+                        color=colour, marker="o", markersize=3, label=cam.replace("hard_", "hard "))
+        ax_cam.set_xlabel("step")
+        ax_cam.set_ylabel("share registered within 10 px")
+        ax_cam.set_ylim(0, 1)
+        ax_cam.grid(alpha=0.3)
+        ax_cam.legend(fontsize=7)
     fig.suptitle(f"training run {run.name}")
     fig.tight_layout()
     out = Path(path) if path is not None else run / "training.png"

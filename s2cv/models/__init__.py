@@ -5,7 +5,7 @@ dict with ``descriptors`` (B,D,H/stride,W/stride, L2-normalised) and ``scores`` 
 """
 from __future__ import annotations
 
-from s2cv.runtime.extras import require_train_extra
+from s2cv.feature.extras import require_train_extra
 
 require_train_extra("s2cv models")
 

@@ -7,11 +7,12 @@ is missing.
 """
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from s2cv.runtime.extras import import_torch
-from s2cv.runtime.zoo import resolve
+from s2cv.feature.extras import import_torch
+from s2cv.feature.zoo import resolve
 
 if TYPE_CHECKING:
     from torch import nn
@@ -66,3 +67,16 @@ def load_model(model: str | Path) -> tuple[nn.Module, dict[str, Any]]:
             raise ValueError(f"{path}: tensor {name} holds NaN/Inf values (corrupt weights)")
     meta = {"arch": ckpt["arch"], "path": str(path), **ckpt.get("meta", {})}
     return net.eval(), meta
+
+
+def convert_released(src: str | Path, out: str | Path) -> Path:
+    """Write XFeat's released weights (``src``, read by ``s2cv.models.xfeat.load_released``) as an
+    s2cv checkpoint that names its source and hash."""
+    from s2cv.models.xfeat import load_released
+
+    net = load_released(src)
+    digest = hashlib.sha256(Path(src).read_bytes()).hexdigest()
+    meta = {"source": "XFeat released weights (Potje et al., CVPR 2024; verlab/accelerated_features), "
+                      "Apache-2.0; trained on visible images only", "source_sha256": digest}
+    save_checkpoint(out, net, "xfeat", meta)
+    return Path(out)

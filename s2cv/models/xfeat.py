@@ -17,7 +17,6 @@ full-resolution heatmap, times the bilinearly upsampled reliability.
 """
 from __future__ import annotations
 
-import hashlib
 from functools import partial
 from pathlib import Path
 
@@ -142,15 +141,3 @@ def load_released(path: str | Path) -> XFeat:
     net = XFeat()
     net.load_state_dict(convert_released_state_dict(state))
     return net.eval()
-
-
-def convert_released(src: str | Path, out: str | Path) -> Path:
-    """Write the released weights of ``src`` as an s2cv checkpoint that names its source and hash."""
-    from .checkpoint import save_checkpoint
-
-    net = load_released(src)
-    digest = hashlib.sha256(Path(src).read_bytes()).hexdigest()
-    meta = {"source": "XFeat released weights (Potje et al., CVPR 2024; verlab/accelerated_features), "
-                      "Apache-2.0; trained on visible images only", "source_sha256": digest}
-    save_checkpoint(out, net, "xfeat", meta)
-    return Path(out)

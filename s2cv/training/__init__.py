@@ -2,6 +2,6 @@
 
 Needs the ``[train]`` extra; importing any of it without torch says how to install it.
 """
-from s2cv.runtime.extras import require_train_extra
+from s2cv.feature.extras import require_train_extra
 
 require_train_extra("s2cv training")

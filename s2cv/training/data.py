@@ -1,6 +1,6 @@
 """Training data: aligned cross-modal pairs (layouts: ``s2cv.evaluation.datasets``) -> crops for the S2 loss.
 
-Files are read as the runtime reads them (``s2cv.runtime.image.read_gray``), so a 16-bit thermal
+Files are read as the runtime reads them (``s2cv.feature.image.read_gray``), so a 16-bit thermal
 frame is normalised the same way in training and inference. Every tenth pair (sorted by name) is
 held out as the validation split used to choose checkpoints.
 """
@@ -14,8 +14,9 @@ import torch
 from torch.utils.data import Dataset
 
 from s2cv.evaluation.datasets import AlignedPair
-from s2cv.runtime.image import read_gray
+from s2cv.feature.image import read_gray
 from s2cv.training.augment import GeometricParams, pair_augment, s2_transform
+from s2cv.training.pseudo import pseudo_modality
 
 
 class S2PairDataset(Dataset):
@@ -29,13 +30,18 @@ class S2PairDataset(Dataset):
     def __init__(self, groups: list[list[AlignedPair]], crop: int = 192, length: int = 10**9, seed: int = 0,
                  p_invert_ir: float = 0.2,
                  geometry: GeometricParams | tuple[GeometricParams, ...] = GeometricParams(),
-                 unpaired: dict[str, list[Path]] | None = None, p_unpaired: float = 0.5) -> None:
+                 unpaired: dict[str, list[Path]] | None = None, p_unpaired: float = 0.5,
+                 pseudo: tuple[str, ...] = (), p_pseudo: float = 0.5) -> None:
         """``groups``: one list of pairs per data set; each item first draws a data set uniformly,
         so a small set (VIS-NIR) is not drowned by a large one (RoadScene). ``unpaired``: extra
         single-modality frames per SSL branch ("vis", "ir"); with probability ``p_unpaired`` a
         branch takes its crop from them instead of from the aligned pair (L_SSL needs no partner).
-        ``geometry``: one range, or several of which each transform draws one."""
+        ``geometry``: one range, or several of which each transform draws one. ``pseudo``: the
+        pseudo-modality families (``s2cv.training.pseudo``) of which, with probability ``p_pseudo``,
+        one side of each SSL pair gets a random chain (no draw at all when empty, so runs without
+        them keep their random stream)."""
         self.crop, self.length, self.seed, self.p_invert_ir = crop, length, seed, p_invert_ir
+        self.pseudo, self.p_pseudo = tuple(pseudo), p_pseudo
         self.geometries = geometry if isinstance(geometry, tuple) else (geometry,)
         self.p_unpaired = p_unpaired
         self.images = [[self._load(p) for p in pairs] for pairs in groups if pairs]
@@ -87,6 +93,11 @@ class S2PairDataset(Dataset):
             if frames and rng.random() < self.p_unpaired:
                 (image,) = self.random_crop(rng, frames[int(rng.integers(len(frames)))])
             tb, H, valid = s2_transform(image, rng, self._geometry(rng))
+            if self.pseudo and rng.random() < self.p_pseudo:
+                if rng.random() < 0.5:
+                    image = pseudo_modality(image, rng, self.pseudo)
+                else:
+                    tb = pseudo_modality(tb, rng, self.pseudo) * valid
             item.update({f"{key}_a": image, f"{key}_b": tb, f"{key}_U": H, f"{key}_valid_b": valid})
         return {k: torch.from_numpy(np.ascontiguousarray(v, dtype=np.float32))[None] if v.ndim == 2 and k[-1] != "U"
                 else torch.from_numpy(np.asarray(v, dtype=np.float32)) for k, v in item.items()}

@@ -32,7 +32,7 @@ from s2cv.evaluation.metrics import score_pair
 from s2cv.evaluation.plots import plot_training
 from s2cv.models import build_model
 from s2cv.models.checkpoint import load_model, read_checkpoint, save_checkpoint
-from s2cv.runtime.image import list_images, read_gray
+from s2cv.feature.image import list_images, read_gray
 from s2cv.training.augment import GEOMETRIES, TRAINING_GEOMETRIES, GeometricParams, random_homography, warp
 from s2cv.training.data import S2PairDataset
 from s2cv.training.losses import S2Loss
@@ -58,12 +58,14 @@ class StreamSampler(Sampler[int]):
             i += self.world
 
 
+def source_of(item: str, default_kind: str) -> tuple[str, Path]:
+    """``KIND=PATH`` or a bare ``PATH`` (of ``default_kind``'s layout) -> (kind, path)."""
+    kind, sep, path = item.partition("=")
+    return (kind, Path(path)) if sep and kind in TRAINING_LAYOUTS else (default_kind, Path(item))
+
+
 def data_sources(args: argparse.Namespace) -> list[tuple[str, Path]]:
-    sources = []
-    for item in args.data:
-        kind, sep, path = item.partition("=")
-        sources.append((kind, Path(path)) if sep and kind in TRAINING_LAYOUTS else (args.dataset, Path(item)))
-    return sources
+    return [source_of(item, args.dataset) for item in args.data]
 
 
 def unpaired_frames(args: argparse.Namespace) -> dict[str, list[Path]]:
@@ -74,13 +76,28 @@ def unpaired_frames(args: argparse.Namespace) -> dict[str, list[Path]]:
     return frames
 
 
+def camera_label(kind: str, root: Path) -> str:
+    """The name a validation camera is logged under: the layout, or for a plain folder its data
+    set's name (``.../llvip/train`` -> ``llvip``)."""
+    if kind != "folder":
+        return kind
+    parts = [q for q in root.resolve().parts if q not in ("train", "val", "test", "aligned")]
+    return parts[-1] if parts else kind
+
+
 def validation_set(sources: list[tuple[str, Path]], n: int, seed: int,
-                   geometry: GeometricParams = GeometricParams()) -> list[tuple[str, np.ndarray, np.ndarray, np.ndarray]]:
-    """Held-out aligned pairs with a fixed random homography (of ``geometry``'s range) applied to the second image."""
+                   geometry: GeometricParams = GeometricParams(),
+                   held_out: list[tuple[str, Path]] = ()) -> list[tuple[str, np.ndarray, np.ndarray, np.ndarray]]:
+    """Held-out aligned pairs with a fixed random homography (of ``geometry``'s range) applied to
+    the second image: ``n`` validation pairs of each training source, and every pair of each
+    ``held_out`` camera (one never trained on: what generalisation is judged by). Item names
+    are ``camera/pair``."""
     items = []
     rng = np.random.default_rng(seed + 12345)
-    for kind, root in sources:
-        for pair in list_pairs(kind, root, "val")[:n]:
+    chosen = [(kind, root, list_pairs(kind, root, "val")[:n]) for kind, root in sources]
+    chosen += [(kind, root, list_pairs(kind, root, "all")) for kind, root in held_out]
+    for kind, root, pairs in chosen:
+        for pair in pairs:
             a, b = read_gray(pair.path_a), read_gray(pair.path_b)
             scale = min(1.0, 640 / max(a.shape))
             if scale < 1:
@@ -88,7 +105,7 @@ def validation_set(sources: list[tuple[str, Path]], n: int, seed: int,
                 a, b = (cv2.resize(x, size) for x in (a, b))
             H = random_homography(b.shape, rng, geometry)
             b, _ = warp(b, H)
-            items.append((f"{kind}/{pair.name}", a, b, H))
+            items.append((f"{camera_label(kind, root)}/{pair.name}", a, b, H))
     return items
 
 
@@ -96,9 +113,10 @@ def validation_set(sources: list[tuple[str, Path]], n: int, seed: int,
 def validate(net: torch.nn.Module, items: list, device: str, k: int = 1024, hard_items: list | None = None,
              **params: Any) -> dict[str, float]:
     """Matching quality of the real inference path (S2NetFeature2D, detector ``params``) on
-    held-out pairs, and on their hard-geometry variants (``val_hard_*``) when given.
+    held-out pairs, and on their hard-geometry variants (``val_hard_*``) when given: over all
+    items (``val_ncm``...) and per camera (``val_<camera>_reg10``...).
     ``net`` is not modified: the torch backend runs its own inference copy."""
-    from s2cv.runtime.feature2d import S2NetFeature2D
+    from s2cv.feature.feature2d import S2NetFeature2D
 
     det = S2NetFeature2D(net, backend="torch", device=device, nfeatures=k, **params)
     out = {}
@@ -106,6 +124,10 @@ def validate(net: torch.nn.Module, items: list, device: str, k: int = 1024, hard
         if group:
             feats = [(det.detectAndCompute(a, None), det.detectAndCompute(b, None)) for _, a, b, _ in group]
             out.update(validation_metrics(group, feats, prefix))
+            cameras = sorted({name.split("/")[0] for name, *_ in group})
+            for cam in cameras if len(cameras) > 1 else ():
+                idx = [i for i, (name, *_) in enumerate(group) if name.split("/")[0] == cam]
+                out.update(validation_metrics([group[i] for i in idx], [feats[i] for i in idx], f"{prefix}_{cam}"))
     return out
 
 
@@ -256,8 +278,9 @@ class Trainer:
         self.progress.step += 1
         return log
 
-    def checkpoint(self, out: Path, meta: dict[str, Any], val: dict[str, float]) -> bool:
-        """``last.pt`` always, ``best.pt`` too when val_ncm improved; returns whether it did."""
+    def checkpoint(self, out: Path, meta: dict[str, Any], val: dict[str, float], keep: bool = False) -> bool:
+        """``last.pt`` always, ``best.pt`` too when val_ncm improved, ``steps/NNNNNN.pt`` when
+        ``keep`` (every validated step stays selectable later); returns whether val_ncm improved."""
         p = self.progress
         improved = val["val_ncm"] > p.best
         p.best = max(p.best, val["val_ncm"])
@@ -266,6 +289,9 @@ class Trainer:
                         step=p.step)
         if improved:
             save_checkpoint(out / "best.pt", self.net, self.arch, info, step=p.step)
+        if keep:
+            (out / "steps").mkdir(exist_ok=True)
+            save_checkpoint(out / "steps" / f"{p.step:06d}.pt", self.net, self.arch, info, step=p.step)
         return improved
 
 
@@ -275,6 +301,7 @@ def run_meta(args: argparse.Namespace, sources: list[tuple[str, Path]], world: i
             "crop": args.crop, "batch_size": args.batch_size * world, "lr": args.lr,
             "lr_final": args.lr_final, "init": args.init, "geometry": args.geometry,
             "ssl_data": args.ssl_data, "keypoint_teacher": args.keypoint_teacher,
+            "pseudo": ",".join(args.pseudo), "p_pseudo": args.p_pseudo, "val_data": args.val_data,
             "weight_decay": args.weight_decay, "seed": args.seed, "neg_radius": args.neg_radius}
 
 
@@ -334,13 +361,15 @@ def train(args: argparse.Namespace) -> Path:
     n_pairs = sum(len(g) for g in groups)
     steps = args.steps or math.ceil((args.epochs or 25) * n_pairs / (args.batch_size * process.world))
     dataset = S2PairDataset(groups, crop=args.crop, seed=args.seed, geometry=TRAINING_GEOMETRIES[args.geometry],
-                            unpaired=unpaired_frames(args))
+                            unpaired=unpaired_frames(args), pseudo=args.pseudo, p_pseudo=args.p_pseudo)
     trainer = Trainer(args, process)
     start = trainer.progress.step
     sampler = StreamSampler(start * args.batch_size, process.rank, process.world)
     loader = DataLoader(dataset, batch_size=args.batch_size, sampler=sampler, num_workers=args.workers)
-    val_items = validation_set(sources, args.val_pairs, args.seed) if process.main else []
-    hard_items = validation_set(sources, args.val_pairs, args.seed, GEOMETRIES["hard"]) if process.main else []
+    held_out = [source_of(item, args.dataset) for item in args.val_data]
+    val_items = validation_set(sources, args.val_pairs, args.seed, held_out=held_out) if process.main else []
+    hard_items = (validation_set(sources, args.val_pairs, args.seed, GEOMETRIES["hard"], held_out)
+                  if process.main else [])
     meta = run_meta(args, sources, process.world)
     log = None
     if process.main:
@@ -361,8 +390,8 @@ def train(args: argparse.Namespace) -> Path:
             continue
         log.step(step, losses, lr, seconds)
         if step % args.val_every == 0 or step == steps:
-            val = validate(trainer.net, val_items, str(process.device), hard_items=hard_items)
-            log.validation(step, val, trainer.checkpoint(out, meta, val))
+            val = validate(trainer.net, val_items, str(process.device), k=args.val_k, hard_items=hard_items)
+            log.validation(step, val, trainer.checkpoint(out, meta, val, keep=args.keep_checkpoints))
     if log is not None:
         log.close()
     if process.world > 1:

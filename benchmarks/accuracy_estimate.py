@@ -1,0 +1,334 @@
+"""Calibrate ``register``'s predicted corner error and measure fit options, on validation pairs only.
+
+Validation pairs (never a benchmark test pair): aligned training-split pairs of RoadScene (the 18
+held-out validation pairs, each under 2 random homographies of the ``paper`` and 2 of the ``hard``
+range of ``s2cv.training.augment.GEOMETRIES``; every second other training pair under one, paper and
+hard alternating), VIS-NIR ``train/country`` (every pair, one homography) and LLVIP (every pair),
+built as ``s2cv.training.loop.validation_set`` builds its pairs (longer side 640 px, the second
+image warped by the homography, fixed seed). The default detector (K = 4096) runs once per image;
+its mutual nearest-neighbour matches are cached in ``--work``, so every fit option below reuses them.
+
+For each fit option: the fit (IR -> visible), ``register``'s 12-inlier minimum and plausibility
+verdict, the accuracy signals of ``s2cv.registration.accuracy`` on its inliers and the true mean corner
+error (the benchmark's: visible corners, IR px). Then the log-linear calibration of the predicted
+error, the choice of ``max_error`` and the predicted-vs-true scatter plot.
+
+    python benchmarks/accuracy_estimate.py --data ../shared/data --work /tmp/acc --out docs/eval/accuracy
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import pickle
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import cv2
+import numpy as np
+from tqdm import tqdm
+
+from s2cv.evaluation.datasets import list_pairs
+from s2cv.feature.image import read_image
+from s2cv.registration import accuracy
+from s2cv.registration.geometry import corner_error, fit_transform, match_errors, mutual_nn_matches
+from s2cv.registration.verdict import plausibility
+from s2cv.training.augment import GEOMETRIES, random_homography
+
+THRESHOLD = 3.0
+MIN_INLIERS = 12
+
+
+@dataclass
+class Item:
+    name: str
+    group: str
+    vis: np.ndarray
+    ir: np.ndarray
+    H: np.ndarray  # ground truth, visible -> IR pixels
+
+
+def _resize640(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    scale = min(1.0, 640 / max(a.shape[:2]))
+    if scale < 1:
+        size = (round(a.shape[1] * scale), round(a.shape[0] * scale))
+        a, b = (cv2.resize(x, size, interpolation=cv2.INTER_AREA) for x in (a, b))
+    return a, b
+
+
+def validation_items(data: Path, seed: int = 0, llvip: bool = True) -> list[Item]:
+    """The validation pairs described in the module docstring (deterministic for ``seed``)."""
+    rng = np.random.default_rng(seed + 2929)
+    rs, vn, ll = data / "roadscene", data / "visnir", data / "llvip" / "train"
+    plan: list[tuple[str, object, tuple[str, ...]]] = []
+    for pair in list_pairs("roadscene", rs, "val"):
+        plan.append(("roadscene-val", pair, ("paper", "paper", "hard", "hard")))
+    for i, pair in enumerate(list_pairs("roadscene", rs, "train")[::2]):
+        plan.append(("roadscene-train", pair, (("paper", "hard")[i % 2],)))
+    for i, pair in enumerate(list_pairs("visnir", vn, "all")):
+        plan.append(("visnir", pair, (("paper", "hard")[i % 2],)))
+    if llvip:
+        for i, pair in enumerate(list_pairs("folder", ll, "all")):
+            plan.append(("llvip", pair, (("paper", "hard")[i % 2],)))
+    items = []
+    for group, pair, geometries in plan:
+        a, b = _resize640(read_image(pair.path_a), read_image(pair.path_b))
+        for k, geometry in enumerate(geometries):
+            H = random_homography(b.shape[:2], rng, GEOMETRIES[geometry])
+            warped = cv2.warpPerspective(b, H, (b.shape[1], b.shape[0]))
+            items.append(Item(f"{group}/{Path(pair.name).stem}/{geometry}{k}", group, a, warped, H))
+    return items
+
+
+def detect_and_match(items: list[Item], cache: Path, nfeatures: int = 4096, model: str = "default") -> list[dict]:
+    """Per item: matched (visible, IR) coordinates and shapes; cached in ``cache`` (pickle)."""
+    if cache.is_file():
+        return pickle.loads(cache.read_bytes())
+    import s2cv
+
+    det = s2cv.S2Net_create(nfeatures=nfeatures, model=model)
+    rows = []
+    for it in tqdm(items, desc="detect+match", unit="pair"):
+        t = time.perf_counter()
+        kv, dv = det.detectAndCompute(it.vis, None)
+        ki, di = det.detectAndCompute(it.ir, None)
+        ms = (time.perf_counter() - t) * 1e3
+        m = mutual_nn_matches(dv, di, det.defaultNorm())
+        pv = np.float32([kv[i].pt for i in m[:, 0]]).reshape(-1, 2)
+        pi = np.float32([ki[j].pt for j in m[:, 1]]).reshape(-1, 2)
+        rows.append({"name": it.name, "group": it.group, "H": it.H, "vis_shape": it.vis.shape[:2],
+                     "ir_shape": it.ir.shape[:2], "pts_vis": pv, "pts_ir": pi, "detect_ms": ms})
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    cache.write_bytes(pickle.dumps(rows))
+    return rows
+
+
+# ---------------------------------------------------------------- fit options
+
+Fit = Callable[[np.ndarray, np.ndarray], "tuple[np.ndarray | None, np.ndarray]"]
+
+
+def _magsac(threshold: float, method: int | None = None, **kw) -> Fit:
+    def fit(src: np.ndarray, dst: np.ndarray):
+        if method is None:
+            return fit_transform(src, dst, "homography", threshold, thorough=bool(kw))
+        if len(src) < 4:
+            return None, np.zeros(len(src), bool)
+        H, mask = cv2.findHomography(src.astype(np.float64), dst.astype(np.float64), method, threshold, **kw)
+        if H is None or not np.isfinite(H).all():
+            return None, np.zeros(len(src), bool)
+        return H, mask.reshape(-1).astype(bool)
+    return fit
+
+
+def _then(first: Fit, second: Callable[[np.ndarray, np.ndarray, np.ndarray, np.ndarray], tuple]) -> Fit:
+    def fit(src: np.ndarray, dst: np.ndarray):
+        H, inl = first(src, dst)
+        if H is None or inl.sum() < MIN_INLIERS:
+            return H, inl
+        return second(H, inl, src, dst)
+    return fit
+
+
+def tighten_options() -> dict[str, Fit]:
+    """The fit options compared (coarse MAGSAC 3 px, then a second, tighter fit or not)."""
+    from s2cv.registration import tighten  # the module register uses, when it exists
+
+    def ls_all(H, inl, src, dst):
+        H2, _ = cv2.findHomography(src[inl].astype(np.float64), dst[inl].astype(np.float64), 0)
+        return (H, inl) if H2 is None else (H2, match_errors(src, dst, H2) <= THRESHOLD)
+
+    def lo(t2: float, rounds: int = 3):
+        def second(H, inl, src, dst):
+            return tighten.local_optimise(H, src, dst, THRESHOLD, t2, rounds)
+        return second
+
+    def magsac_on_inliers(t2: float):
+        def second(H, inl, src, dst):
+            H2, m2 = fit_transform(src[inl], dst[inl], "homography", t2)
+            if H2 is None or m2.sum() < MIN_INLIERS:
+                return H, inl
+            return H2, match_errors(src, dst, H2) <= THRESHOLD
+        return second
+
+    return {
+        "MAGSAC 3 px, 10k iters, conf 0.9999 (adopted: register's fit)": _magsac(3.0, None, thorough=True),
+        "MAGSAC 3 px (before)": _magsac(3.0),
+        "MAGSAC 2 px": _magsac(2.0),
+        "USAC_ACCURATE 3 px": _magsac(3.0, cv2.USAC_ACCURATE),
+        "+ LS on inliers": _then(_magsac(3.0), ls_all),
+        "+ MAGSAC 1.5 px on inliers": _then(_magsac(3.0), magsac_on_inliers(1.5)),
+        "+ LO 2 px": _then(_magsac(3.0), lo(2.0)),
+        "+ LO 1.5 px": _then(_magsac(3.0), lo(1.5)),
+        "+ LO 1 px": _then(_magsac(3.0), lo(1.0)),
+    }
+
+
+def evaluate(rows: list[dict], fit: Fit, desc: str) -> list[dict]:
+    """register's decision sequence on cached matches: fit, 12 inliers, verdict, accuracy signals."""
+    out = []
+    for r in tqdm(rows, desc=desc, unit="pair", leave=False):
+        src, dst = r["pts_ir"], r["pts_vis"]
+        t = time.perf_counter()
+        H, inl = fit(src, dst)
+        fit_ms = (time.perf_counter() - t) * 1e3
+        rec = {"name": r["name"], "group": r["group"], "fit_ms": fit_ms, "inliers": int(inl.sum()),
+               "matches": len(src), "plausible": False, "error": math.inf, "spread": math.inf, "hull": 0.0}
+        if H is not None and abs(np.linalg.det(H)) > 1e-8:
+            # errors in the coarser image's pixels, as register predicts them
+            rec["error"] = accuracy.coarse_pixels(corner_error(np.linalg.inv(H), r["H"], r["vis_shape"]),
+                                                  np.linalg.inv(r["H"]), r["ir_shape"])
+            if inl.sum() >= MIN_INLIERS:
+                v = plausibility(H, src, dst, r["ir_shape"], r["vis_shape"], inliers=inl, threshold=THRESHOLD)
+                rec["plausible"] = v.ok
+                t = time.perf_counter()
+                f = accuracy.features(H, src[inl], dst[inl], r["ir_shape"], r["vis_shape"])
+                rec["accuracy_ms"] = (time.perf_counter() - t) * 1e3
+                rec["spread"] = accuracy.coarse_pixels(f["spread"], H, r["ir_shape"])
+                rec["hull"] = f["hull_share"]
+        out.append(rec)
+    return out
+
+
+def option_row(name: str, recs: list[dict]) -> dict:
+    e = np.array([r["error"] for r in recs])
+    ok = np.array([r["plausible"] for r in recs])
+    return {"option": name, "pairs": len(recs), "within5": float(np.mean(e <= 5)), "within10": float(np.mean(e <= 10)),
+            "median": float(np.median(e)), "reported": int(ok.sum()),
+            "reported_over10": int((ok & (e > 10)).sum()), "reported_over20": int((ok & (e > 20)).sum()),
+            "fit_ms": float(np.median([r["fit_ms"] for r in recs]))}
+
+
+# ---------------------------------------------------------------- calibration
+
+
+def calibrate_coefficients(recs: list[dict]) -> tuple[float, float, float]:
+    """Least squares of log(true error) on log(spread), log(hull share) over plausible fits
+    (true error floored at 0.5 px: below that the ground truth's own noise dominates)."""
+    use = [r for r in recs if r["plausible"] and math.isfinite(r["spread"]) and r["hull"] > 0 and math.isfinite(r["error"])]
+    X = np.array([[1.0, math.log(max(r["spread"], accuracy.MIN_SPREAD)), math.log(min(r["hull"], 1.0))] for r in use])
+    y = np.log(np.maximum([r["error"] for r in use], 0.5))
+    c = np.linalg.lstsq(X, y, rcond=None)[0]
+    return float(c[0]), float(c[1]), float(c[2])
+
+
+def spearman(x: np.ndarray, y: np.ndarray) -> float:
+    rx, ry = np.argsort(np.argsort(x)), np.argsort(np.argsort(y))
+    return float(np.corrcoef(rx, ry)[0, 1])
+
+
+def decision_table(recs: list[dict], baseline: list[dict], coef, limits: list[float]) -> list[dict]:
+    """For each max_error: of the fits reported registered, how many are > 10 / > 20 px off, and
+    how many of the pairs today's register gets within 10 px are refused."""
+    base_good = {r["name"] for r in baseline if r["plausible"] and r["error"] <= 10}
+    rows = []
+    for limit in limits:
+        rep = [r for r in recs if r["plausible"] and accuracy.combine(r["spread"], r["hull"], coef) <= limit]
+        names = {r["name"] for r in rep}
+        e = np.array([r["error"] for r in rep]) if rep else np.zeros(0)
+        rows.append({"max_error": limit, "reported": len(rep), "within10": int((e <= 10).sum()),
+                     "over10": int((e > 10).sum()), "over20": int((e > 20).sum()),
+                     "refused_of_base_good": len(base_good - names), "base_good": len(base_good)})
+    return rows
+
+
+def scatter(recs: list[dict], coef, limit: float, path: Path, title: str) -> None:
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(6.4, 5), dpi=100)
+    FigureCanvasAgg(fig)
+    ax = fig.add_subplot()
+    groups = sorted({r["group"] for r in recs})
+    for g, colour in zip(groups, ("tab:blue", "tab:orange", "tab:green", "tab:red", "tab:purple")):
+        sel = [r for r in recs if r["group"] == g and r["plausible"] and math.isfinite(r["error"])]
+        p = [accuracy.combine(r["spread"], r["hull"], coef) for r in sel]
+        ax.scatter(p, [max(r["error"], 0.1) for r in sel], s=10, alpha=0.6, color=colour, label=f"{g} ({len(sel)})")
+    ax.plot([0.1, 1000], [0.1, 1000], color="0.5", lw=0.8, label="predicted = true")
+    ax.axvline(limit, color="k", ls=":", label=f"max_error {limit:g} px")
+    ax.axhline(10, color="tab:red", ls="--", lw=0.8, label="10 px")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlim(0.3, 300)
+    ax.set_ylim(0.1, 1000)
+    ax.set_xlabel("predicted corner error (px)")
+    ax.set_ylabel("true corner error (px)")
+    ax.set_title(title, fontsize=9)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(str(path))
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--data", type=Path, required=True, help="folder with roadscene/, visnir/, llvip/")
+    p.add_argument("--work", type=Path, required=True, help="cache folder (detections, matches)")
+    p.add_argument("--out", type=Path, required=True, help="results folder (results.json, scatter.png, table.md)")
+    p.add_argument("--model", default="default")
+    p.add_argument("--options", default="all", help="comma-separated fit option names, or all")
+    args = p.parse_args(argv)
+    items = validation_items(args.data)
+    rows = detect_and_match(items, args.work / f"matches-{args.model}.pkl", model=args.model)
+    del items
+    print(f"{len(rows)} validation pairs", flush=True)
+    options = tighten_options()
+    if args.options != "all":
+        options = {k: v for k, v in options.items() if k in args.options.split(",")}
+    results = {name: evaluate(rows, fit, name) for name, fit in options.items()}
+    table = [option_row(n, r) for n, r in results.items()]
+    for t in table:
+        print(f"{t['option']:<40} within5 {100 * t['within5']:.1f}%  within10 {100 * t['within10']:.1f}%  median "
+              f"{t['median']:.2f}  reported {t['reported']}  >10 {t['reported_over10']}  >20 {t['reported_over20']}  "
+              f"fit {t['fit_ms']:.1f} ms", flush=True)
+    args.out.mkdir(parents=True, exist_ok=True)
+    base = results[next(iter(results))]  # register's fit: the calibration's fits
+    before = results.get("MAGSAC 3 px (before)", base)  # the refusal baseline: what register reported before
+    coef = calibrate_coefficients(base)
+    fitted = [r for r in base if r["plausible"] and math.isfinite(r["error"])]
+    err = np.array([r["error"] for r in fitted])
+    ranks = {"spread": spearman(np.array([r["spread"] for r in fitted]), err),
+             "hull share (smaller first)": spearman(-np.array([r["hull"] for r in fitted]), err),
+             "inliers (fewer first)": spearman(-np.array([r["inliers"] for r in fitted], float), err),
+             "predicted": spearman(np.array([accuracy.combine(r["spread"], r["hull"], coef) for r in fitted]), err)}
+    limits = [float(x) for x in range(4, 17)]
+    decisions = decision_table(base, before, coef, limits)
+    chosen = choose_max_error(decisions)
+    print(f"coefficients (c0, c1, c2) = ({coef[0]:.4f}, {coef[1]:.4f}, {coef[2]:.4f}); Spearman vs true error: "
+          + ", ".join(f"{k} {v:.2f}" for k, v in ranks.items()) + f"; chosen max_error {chosen:g} px")
+    md = ["| fit option | pairs | within 5 px | within 10 px | median px | reported registered | of them > 10 px | "
+          "> 20 px | fit ms (median) |", "|---|---|---|---|---|---|---|---|---|"]
+    md += [f"| {t['option']} | {t['pairs']} | {100 * t['within5']:.1f} % | {100 * t['within10']:.1f} % | "
+           f"{t['median']:.2f} | {t['reported']} | {t['reported_over10']} | {t['reported_over20']} | {t['fit_ms']:.1f} |"
+           for t in table]
+    md += ["", "| max_error px | reported registered | within 10 px | > 10 px | > 20 px | refused of today's "
+           "within-10 px fits |", "|---|---|---|---|---|---|"]
+    md += [f"| {'**' if d['max_error'] == chosen else ''}{d['max_error']:g}{'**' if d['max_error'] == chosen else ''} | "
+           f"{d['reported']} | {d['within10']} ({100 * d['within10'] / max(d['reported'], 1):.1f} %) | {d['over10']} | "
+           f"{d['over20']} ({100 * d['over20'] / max(d['reported'], 1):.1f} %) | {d['refused_of_base_good']} of "
+           f"{d['base_good']} ({100 * d['refused_of_base_good'] / max(d['base_good'], 1):.1f} %) |" for d in decisions]
+    (args.out / "table.md").write_text("\n".join(md) + "\n")
+    print("\n".join(md))
+    scatter(base, coef, chosen, args.out / "scatter.png",
+            f"validation pairs, default model K=4096: plausible fits ({len(fitted)}), Spearman {ranks['predicted']:.2f}")
+    (args.out / "results.json").write_text(json.dumps(
+        {"options": table, "coefficients": coef, "spearman": ranks, "max_error": chosen, "decisions": decisions,
+         "records": results}, indent=0,
+        default=lambda x: None if isinstance(x, float) and not math.isfinite(x) else x).replace("Infinity", "null"))
+    return 0
+
+
+def choose_max_error(decisions: list[dict]) -> float:
+    """The strictest limit (most margin on the reported fits) that meets all three targets: of the
+    fits reported registered >= 85 % within 10 px and <= 2 % beyond 20 px, and <= 5 % of the fits
+    register got within 10 px before refused."""
+    ok = [d["max_error"] for d in decisions if d["reported"] and d["within10"] >= 0.85 * d["reported"]
+          and d["over20"] <= 0.02 * d["reported"] and d["refused_of_base_good"] <= 0.05 * d["base_good"]]
+    return min(ok) if ok else math.nan
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,98 @@
+"""Choose a default model by the generalisation rule, on validation pairs only (issue 25).
+
+Every model is measured on the trainer's validation sets (``s2cv.training.loop.validation_set``:
+the held-out pairs of each training camera, and every pair of a camera held out of training,
+each warped by a fixed random homography of the paper's range and, separately, of the hard
+range), at K keypoints, with the trainer's own metrics (``validation_metrics``: mutual-NN
+matches, the homography fit, its corner error). Per camera it counts the pairs registered
+within 10 px.
+
+The rule: a candidate replaces the reference only if, on every camera and geometry, it
+registers at least as many pairs as the reference minus ``--slack`` (one pair), and more pairs
+in total. The table and the verdict are printed and written to ``OUT/selection.{md,json}``.
+
+    D=../shared/data
+    python benchmarks/select_model.py --reference default --models s2fast,s2xfeat,runs/x/best.pt \
+        --data roadscene=$D/roadscene --data visnir=$D/visnir --val-data folder=$D/llvip/train --out runs/select
+"""
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import torch
+from tqdm import tqdm
+
+from s2cv.feature.feature2d import S2NetFeature2D
+from s2cv.models.checkpoint import load_model
+from s2cv.training.augment import GEOMETRIES
+from s2cv.training.loop import source_of, validation_metrics, validation_set
+
+
+def registered(model: str, groups: dict[str, list], k: int) -> dict[str, int]:
+    """Pairs within 10 px per 'geometry/camera' for one model."""
+    net, _ = load_model(model)
+    det = S2NetFeature2D(net, backend="torch", nfeatures=k)
+    counts = {}
+    for geometry, items in groups.items():
+        feats = [(det.detectAndCompute(a, None), det.detectAndCompute(b, None))
+                 for _, a, b, _ in tqdm(items, desc=f"{Path(model).name} {geometry}", leave=False)]
+        for cam in sorted({name.split("/")[0] for name, *_ in items}):
+            idx = [i for i, (name, *_) in enumerate(items) if name.split("/")[0] == cam]
+            m = validation_metrics([items[i] for i in idx], [feats[i] for i in idx])
+            counts[f"{geometry}/{cam}"] = int(round(m["val_reg10"] * len(idx)))
+    return counts
+
+
+def verdict(candidate: dict[str, int], reference: dict[str, int], slack: int) -> tuple[bool, str]:
+    """The rule: no camera loses more than ``slack`` pairs, and the total rises."""
+    losses = [f"{key} {candidate[key]} vs {reference[key]}" for key in reference if candidate[key] < reference[key] - slack]
+    gain = sum(candidate.values()) - sum(reference.values())
+    if losses:
+        return False, "loses on " + ", ".join(losses)
+    if gain <= 0:
+        return False, f"no gain overall ({gain:+d} pairs)"
+    return True, f"wins overall by {gain} pairs and loses on no camera"
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--reference", default="default", help="the model a candidate must beat (zoo name or checkpoint)")
+    p.add_argument("--models", required=True, help="comma list of candidates (zoo names or checkpoints)")
+    p.add_argument("--data", action="append", required=True, metavar="KIND=PATH", help="training cameras")
+    p.add_argument("--val-data", action="append", default=[], metavar="KIND=PATH", help="held-out cameras")
+    p.add_argument("--val-pairs", type=int, default=12)
+    p.add_argument("--seed", type=int, default=3, help="the validation homographies' seed (the run's --seed)")
+    p.add_argument("--k", type=int, default=4096)
+    p.add_argument("--slack", type=int, default=1)
+    p.add_argument("--out", type=Path, required=True)
+    args = p.parse_args()
+    torch.set_num_threads(1)
+    sources = [source_of(d, "roadscene") for d in args.data]
+    held = [source_of(d, "folder") for d in args.val_data]
+    groups = {"paper": validation_set(sources, args.val_pairs, args.seed, held_out=held),
+              "hard": validation_set(sources, args.val_pairs, args.seed, GEOMETRIES["hard"], held)}
+    models = [args.reference] + [m for m in args.models.split(",") if m]
+    counts = {m: registered(m, groups, args.k) for m in models}
+    keys = list(counts[args.reference])
+    totals = {key: sum(1 for name, *_ in groups[key.split("/")[0]] if name.split("/")[0] == key.split("/")[1])
+              for key in keys}
+    lines = ["| model | " + " | ".join(f"{k} (of {totals[k]})" for k in keys) + " | total | rule |",
+             "|---" * (len(keys) + 3) + "|"]
+    result = {}
+    for m in models:
+        ok, why = (None, "reference") if m == args.reference else verdict(counts[m], counts[args.reference], args.slack)
+        result[m] = {"registered_10px": counts[m], "passes": ok, "why": why}
+        lines.append(f"| {m} | " + " | ".join(str(counts[m][k]) for k in keys)
+                     + f" | {sum(counts[m].values())} | {why} |")
+    args.out.mkdir(parents=True, exist_ok=True)
+    table = "\n".join(lines)
+    (args.out / "selection.md").write_text(f"Pairs registered within 10 px at K = {args.k}\n\n{table}\n")
+    (args.out / "selection.json").write_text(json.dumps({"k": args.k, "pairs": totals, "models": result}, indent=2))
+    print(table)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,43 @@
+"""The commands: ``s2cv NAME`` (``main.py`` dispatches) and ``python -m s2cv.NAME``.
+
+One module per command (``register``, ``calibrate``, ``train``, ``evaluate``, ``export``,
+``build_engine``, ``convert``), each thin over a room and in one style: ``build_parser(prog)``
+builds its parser (``prog="s2cv NAME"``), ``main(argv=None, prog=...)`` returns the exit status,
+the output is ``-o/--output`` (``--out`` still accepted), and errors a user can fix end in
+``fail``: one line on stderr, exit status 2.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import types
+from typing import Any, Callable
+
+
+def fail(prog: str, error: str | Exception) -> int:
+    """Exit status 2 with one line on stderr: the message, or an exception's first line (its type if empty)."""
+    message = str(error).splitlines()[0] if str(error) else type(error).__name__
+    print(f"{prog}: error: {message}", file=sys.stderr)
+    return 2
+
+
+def add_detector_arguments(p: argparse.ArgumentParser) -> None:
+    """The detector options of ``register`` and ``calibrate`` (``s2cv.feature.detectors.make_detector``)."""
+    p.add_argument("--model", default="default",
+                   help="zoo name or checkpoint path (default: %(default)s); sift, orb, akaze or brisk use OpenCV's "
+                        "detector as a baseline")
+    p.add_argument("--nfeatures", type=int, default=4096, help="keypoints per image (default: %(default)s)")
+    p.add_argument("--backend", default="auto",
+                   help="inference backend: auto, onnxruntime, opencv, torch, tensorrt (default: auto)")
+    p.add_argument("--device", default="auto",
+                   help="device of the torch, ONNX Runtime and TensorRT backends: auto, cpu, cuda, cuda:N (default: auto)")
+
+
+def callable_module(name: str, function: Callable[..., Any]) -> None:
+    """Make the module ``name`` callable as ``function``. ``s2cv.register`` and ``s2cv.calibrate``
+    are functions of the package and also modules (``python -m s2cv.register``, old imports such
+    as ``from s2cv.register import register``); importing such a module puts it in the package's
+    attribute in place of the function, so the module must call like the function."""
+    module = sys.modules[name]
+    call = {"__call__": lambda self, *args, **kwargs: function(*args, **kwargs), "__doc__": function.__doc__}
+    module.__class__ = type("CallableModule", (types.ModuleType,), call)

@@ -1,0 +1,136 @@
+"""register on what users bring (issue 29): another pixel scale, any roll, and a predicted error.
+
+Pairs are built from the bundled RoadScene sample and its ground truth, so the expected answer
+is known: a 2x rig (visible camera at twice the thermal's pixel density), the thermal image turned
+by 90 degrees, and noisier keypoints (a near miss the predicted error has to flag).
+"""
+from __future__ import annotations
+
+import math
+
+import cv2
+import numpy as np
+import pytest
+
+from s2cv.registration import accuracy, search
+from s2cv.registration.geometry import corner_error, warp_points
+from s2cv.registration.register import SAMPLES, register, register_features, sample_ground_truth
+from s2cv.feature.image import read_image
+
+
+@pytest.fixture(scope="module")
+def detector():
+    import s2cv
+
+    return s2cv.S2Net_create()
+
+
+@pytest.fixture(scope="module")
+def sample():
+    vis, ir = read_image(SAMPLES["roadscene"][0]), read_image(SAMPLES["roadscene"][1])
+    return vis, ir, sample_ground_truth("roadscene")
+
+
+def _error(result, H_vis_to_ir: np.ndarray, vis_shape) -> float:
+    return math.inf if result.H is None else corner_error(np.linalg.inv(result.H), H_vis_to_ir, vis_shape)
+
+
+def test_2x_rig_pair_registers_automatically(detector, sample):
+    vis, ir, H = sample
+    vis2 = cv2.resize(vis, None, fx=2, fy=2, interpolation=cv2.INTER_LINEAR)
+    H2 = H @ np.linalg.inv(search._resize_matrix(2.0))  # visible(2x) -> IR
+    result = register(vis2, ir, detector)
+    assert result.success, result.message
+    assert result.view["scale"] > 1.2  # found by the search, not at the pair as given
+    # error in IR px (the coarser image here), the sample's own fit is 7.2 px at equal scale
+    assert _error(result, H2, vis2.shape) <= 10
+    hinted = register(vis2, ir, detector, scale=2.0)
+    assert hinted.success and hinted.views_tried[0]["scale"] == 2.0 and len(hinted.views_tried) == 1
+    assert _error(hinted, H2, vis2.shape) <= 10
+
+
+def test_90_degree_rotated_pair_needs_rotation_any(detector, sample):
+    vis, ir, H = sample
+    R, _ = search._rotation_matrix(ir.shape, 90)
+    ir90 = np.ascontiguousarray(np.rot90(ir))
+    plain = register(vis, ir90, detector)
+    assert not plain.success  # beyond the network's +-30 degrees: refused, not a wrong fit
+    result = register(vis, ir90, detector, rotation="any")
+    assert result.success, result.message
+    assert result.view["rotation_deg"] == 270  # turning back the 90 degrees counter-clockwise
+    assert _error(result, R @ H, vis.shape) <= 10
+
+
+def test_near_miss_is_reported_with_its_predicted_error(detector, sample):
+    """Only the IR keypoints of the left 40 % of the image: the fit is plausible but extrapolated
+    over the rest (about 14 px off); its predicted error says so and register refuses it."""
+    vis, ir, H = sample
+    kv, dv = detector.detectAndCompute(vis, None)
+    ki, di = detector.detectAndCompute(ir, None)
+    common = dict(norm=detector.defaultNorm(), vis_shape=vis.shape[:2], ir_shape=ir.shape[:2])
+    clean = register_features(kv, dv, ki, di, **common)
+    assert clean.success and clean.predicted_error < accuracy.DEFAULT_MAX_ERROR
+    keep = np.array([k.pt[0] < 0.4 * ir.shape[1] for k in ki])
+    left = [k for k, kept in zip(ki, keep) if kept]
+    near_miss = register_features(kv, dv, left, di[keep], **common)
+    assert near_miss.verdict.ok and near_miss.H is not None  # the verdict alone would report it
+    true_error = corner_error(np.linalg.inv(near_miss.H), H, vis.shape)
+    assert true_error > 10
+    assert near_miss.predicted_error > max(accuracy.DEFAULT_MAX_ERROR, 2 * clean.predicted_error)
+    assert not near_miss.success
+    assert f"{near_miss.predicted_error:.1f} px" in near_miss.message and "max_error" in near_miss.message
+    assert near_miss.summary()["predicted_error"] == pytest.approx(near_miss.predicted_error, abs=1e-3)
+    kept = register_features(kv, dv, left, di[keep], **common, max_error=math.inf)
+    assert kept.success and kept.predicted_error == pytest.approx(near_miss.predicted_error)
+
+
+@pytest.mark.parametrize("kwargs, text", [
+    ({"scale": 20}, "out of range"),
+    ({"scale": 0.0}, "out of range"),
+    ({"scale": "big"}, "scale must be 'auto' or a number"),
+    ({"fov": (60.0, 200.0)}, "field of view"),
+    ({"rotation": "sideways"}, "rotation must be one of"),
+    ({"max_error": -1.0}, "max_error must be a positive"),
+])
+def test_bad_options_raise_clear_value_errors(detector, sample, kwargs, text):
+    vis, ir, _ = sample
+    with pytest.raises(ValueError, match=text):
+        register(vis, ir, detector, **kwargs)
+
+
+def test_tiny_image_is_refused_with_a_clear_message(detector, sample):
+    vis, _, _ = sample
+    with pytest.raises(ValueError, match="too small to register"):
+        register(vis, np.zeros((1, 1), np.uint8), detector)
+
+
+def test_bootstrap_spread_is_deterministic_and_grows_with_noise():
+    rng = np.random.default_rng(3)
+    H = np.array([[1.05, 0.02, 8.0], [-0.01, 0.97, -4.0], [2e-5, 1e-5, 1.0]])
+    src = rng.uniform(0, 400, (300, 2))
+    exact = warp_points(src, H)
+    shape = (300, 400)
+    assert accuracy.corner_spread(H, src, exact, shape) < 1e-3
+    noisy = exact + rng.normal(0, 1.0, exact.shape)
+    a, b = accuracy.corner_spread(H, src, noisy, shape), accuracy.corner_spread(H, src, noisy, shape)
+    assert a == b and a > 0.05
+    assert accuracy.corner_spread(H, src, exact + rng.normal(0, 3.0, exact.shape), shape) > 2 * a
+    # fewer, bunched inliers: the corners are extrapolated, the spread grows
+    patch = src[(src[:, 0] < 120) & (src[:, 1] < 120)]
+    assert accuracy.corner_spread(H, patch, warp_points(patch, H) + rng.normal(0, 1.0, patch.shape), shape) > 2 * a
+
+
+@pytest.mark.parametrize("degrees, ratio", [(90, 1.0), (270, 0.5), (45, 1.0), (180, 0.71)])
+def test_view_keypoints_map_back_to_the_original_pixels(degrees, ratio):
+    image = np.zeros((60, 80), np.uint8)
+    image[20, 30] = 255
+    turned, T = search.transform_image(image, ratio, degrees)
+    y, x = np.unravel_index(np.argmax(cv2.GaussianBlur(turned.astype(np.float32), (0, 0), 1.0)), turned.shape)
+    (back,) = search.moved_keypoints([cv2.KeyPoint(float(x), float(y), 4.0)], T)
+    assert back.pt == pytest.approx((30, 20), abs=1.5 / ratio)
+
+
+def test_scale_from_fields_of_view():
+    # same sensor width, the visible lens twice as narrow: about twice the pixels per degree
+    assert search.scale_from_fov(30.0, 60.0, 640, 640) == pytest.approx(2.155, abs=0.01)
+    assert search.scale_from_fov(50.0, 50.0, 1280, 640) == pytest.approx(2.0)
