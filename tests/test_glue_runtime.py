@@ -141,3 +141,17 @@ def test_s2glue_runs_where_torch_cannot_be_imported():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert int(out.stdout.strip().splitlines()[-1]) > 0
+
+
+def test_calibrate_takes_matcher_glue(tmp_path):
+    from conftest import write_folders
+
+    from s2cv.registration.calibrate import calibrate
+
+    vis, ir = (cv2.imread(str(p)) for p in SAMPLES["roadscene"][:2])
+    vis_dir, ir_dir = write_folders(tmp_path, [(vis, ir), (vis, ir)])
+    result = calibrate(vis_dir, ir_dir, matcher="glue", nfeatures=1024, progress=False)
+    assert len(result.frames) == 2 and all(f.matches > 0 for f in result.frames)
+    # the glue's matches are fewer than mutual NN's (it keeps the confident ones): a different matcher ran
+    mnn = calibrate(vis_dir, ir_dir, model="s2xfeat", nfeatures=1024, progress=False)
+    assert result.frames[0].matches != mnn.frames[0].matches

@@ -44,8 +44,15 @@ def test_2x_rig_pair_registers_automatically(detector, sample):
     assert result.view["scale"] > 1.2  # found by the search, not at the pair as given
     # error in IR px (the coarser image here), the sample's own fit is 7.2 px at equal scale
     assert _error(result, H2, vis2.shape) <= 10
+
+
+def test_2x_rig_pair_with_a_scale_hint_searches_nothing_else(detector, sample):
+    vis, ir, H = sample
+    vis2 = cv2.resize(vis, None, fx=2, fy=2, interpolation=cv2.INTER_LINEAR)
+    H2 = H @ np.linalg.inv(search._resize_matrix(2.0))
     hinted = register(vis2, ir, detector, scale=2.0)
-    assert hinted.success and hinted.views_tried[0]["scale"] == 2.0 and len(hinted.views_tried) == 1
+    assert hinted.success and hinted.view["scale"] == 2.0
+    assert {v["scale"] for v in hinted.views_tried} == {2.0}  # the hint, shrunk and then enlarged (fine)
     assert _error(hinted, H2, vis2.shape) <= 10
 
 
@@ -134,3 +141,19 @@ def test_scale_from_fields_of_view():
     # same sensor width, the visible lens twice as narrow: about twice the pixels per degree
     assert search.scale_from_fov(30.0, 60.0, 640, 640) == pytest.approx(2.155, abs=0.01)
     assert search.scale_from_fov(50.0, 50.0, 1280, 640) == pytest.approx(2.0)
+
+
+def test_calibrate_finds_the_rig_scale_and_reports_the_predicted_error(detector, sample, tmp_path):
+    from s2cv.registration.calibrate import calibrate
+
+    vis, ir, H = sample
+    vis2 = cv2.resize(vis, None, fx=2, fy=2, interpolation=cv2.INTER_LINEAR)
+    for side, image in (("vis", vis2), ("ir", ir)):
+        (tmp_path / side).mkdir()
+        cv2.imwrite(str(tmp_path / side / "f0.png"), image)  # one frame pair: the view search, then the frame at it
+    result = calibrate(tmp_path / "vis", tmp_path / "ir", detector, progress=False)
+    assert result.success, result.message
+    assert result.view["scale"] > 1.2
+    H2 = H @ np.linalg.inv(search._resize_matrix(2.0))
+    assert corner_error(np.linalg.inv(result.H), H2, vis2.shape) <= 10
+    assert math.isfinite(result.predicted_error) and result.summary()["view"] == result.view

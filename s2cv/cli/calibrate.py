@@ -23,6 +23,7 @@ from typing import Sequence
 
 from s2cv.cli import add_detector_arguments, fail
 from s2cv.feature.detectors import make_detector
+from s2cv.registration.register import resolve_matcher
 from s2cv.cli.register import _scale_argument
 from s2cv.registration.search import ROTATIONS
 from s2cv.registration.calibrate import FrameResult, calibrate, write_calibration
@@ -41,6 +42,9 @@ def build_parser(prog: str = "s2cv calibrate") -> argparse.ArgumentParser:
     p.add_argument("ir", help="IR frames: a folder of images with the same names, or a video file")
     p.add_argument("-o", "--output", "--out", required=True, help="output folder (created if missing)")
     add_detector_arguments(p)  # --model, --nfeatures, --backend, --device
+    p.add_argument("--matcher", choices=("mnn", "glue"), default="mnn",
+                   help="mnn: mutual nearest neighbours; glue: the learned S2Glue matcher (with its own detector "
+                        "unless --model names another)")
     p.add_argument("--max-frames", type=int, help="use at most this many frame pairs")
     p.add_argument("--step", type=int, default=1, help="use every STEP-th frame pair (default: 1)")
     p.add_argument("--ransac-threshold", type=float, default=3.0, help="inlier threshold, px (default: 3)")
@@ -67,8 +71,10 @@ def main(argv: Sequence[str] | None = None, prog: str = "s2cv calibrate") -> int
     try:
         if args.nfeatures < 0:
             raise ValueError(f"--nfeatures must be >= 0, got {args.nfeatures}")
-        detector = make_detector(args.model, args.nfeatures, args.backend, args.device)
-        result = calibrate(args.vis, args.ir, detector, ransac_threshold=args.ransac_threshold,
+        matcher = resolve_matcher(args.matcher, None)
+        model = matcher.det_model if matcher is not None and args.model == "default" else args.model
+        detector = make_detector(model, args.nfeatures, args.backend, args.device)
+        result = calibrate(args.vis, args.ir, detector, matcher=matcher, ransac_threshold=args.ransac_threshold,
                            min_inliers=args.min_inliers, max_frames=args.max_frames, step=args.step,
                            refine=args.refine, refine_frames=args.refine_frames,
                            accept_implausible=args.accept_implausible, scale=_scale_argument(args.scale),

@@ -116,7 +116,7 @@ def main(argv: Sequence[str] | None = None, prog: str = "s2cv register") -> int:
     except (OSError, ValueError, TypeError, RegistrationError, RuntimeError) as exc:
         return fail(prog, exc)
     if not result.success:
-        hint = "; --accept-implausible keeps it" if result.verdict is not None else ""
+        hint = "; --accept-implausible keeps it" if result.verdict is not None and not result.verdict.ok else ""
         return fail(prog, f"registration failed: {result.message} (see {out_dir / 'matches.png'}{hint})")
     label = "registered"
     if result.implausible_accepted:

@@ -135,8 +135,8 @@ class S2GlueMatcher:
         self.threshold = float(meta["filter_threshold"] if threshold is None else threshold)
         if not 0.0 <= self.threshold < 1.0:
             raise ValueError(f"threshold must be in [0, 1), got {threshold!r}")
-        # auto: OpenCV's own matcher when this OpenCV has it (measured 2x faster than onnxruntime on
-        # this graph, benchmarks/bench_glue.py), else onnxruntime
+        # auto: OpenCV's own matcher when this OpenCV has it (one runtime less to load; as fast as
+        # onnxruntime or faster in benchmarks/bench_glue.py), else onnxruntime
         if backend == "auto":
             backend = "opencv" if hasattr(cv2, "LightGlueMatcher_create") else "onnxruntime"
         self.backend = backend

@@ -46,6 +46,7 @@ from s2cv.registration.register import (
     match_pair,
     register,
     register_features,
+    resolve_matcher,
 )
 from s2cv.registration.verdict import DEFAULT_THRESHOLDS, Verdict, VerdictThresholds, plausibility
 from s2cv.registration.accuracy import predict_error
@@ -202,6 +203,7 @@ def calibrate(
     scale: float | str = "auto",
     fov: tuple[float, float] | None = None,
     rotation: str = "auto",
+    matcher: Any = None,
 ) -> CalibrationResult:
     """One IR -> visible homography for a fixed rig from all its frame pairs.
 
@@ -216,9 +218,13 @@ def calibrate(
     ``result.success`` / ``result.message``. ``progress`` None shows a bar on a terminal only.
     ``scale``, ``fov`` and ``rotation`` are ``register``'s: the rig's view (pixel-scale ratio, roll)
     is searched on the first frame pairs (up to ``search.VIEW_PROBES``, until one registers) and then
-    every frame is detected at it (``result.view``).
+    every frame is detected at it (``result.view``). ``matcher`` is ``register``'s ("mnn" or None:
+    mutual nearest neighbours; "glue": the learned S2Glue matcher and, without a ``detector``, its own).
     """
     check_options("homography", None, ransac_threshold, min_inliers)
+    matcher = resolve_matcher(matcher, None)
+    if matcher is not None and detector is None and model == "default":
+        model = matcher.det_model
     if isinstance(refine_frames, bool) or int(refine_frames) != refine_frames or refine_frames < 1:
         raise ValueError(f"refine_frames must be an integer >= 1, got {refine_frames!r}")
     if refine and detector is not None and not isinstance(detector, S2NetFeature2D):
@@ -242,7 +248,8 @@ def calibrate(
     t = time.perf_counter()
     for pair in progress_bar(source, source.count, "calibrate", "pair", progress):
         t_frame = time.perf_counter()
-        options = dict(ransac_threshold=ransac_threshold, min_inliers=min_inliers, thresholds=thresholds)
+        options = dict(ransac_threshold=ransac_threshold, min_inliers=min_inliers, thresholds=thresholds,
+                       matcher=matcher)
         if view is None:  # the rig's view: searched on the first frames, then fixed
             if fov is not None:
                 hint = views.check_scale(views.scale_from_fov(*fov, pair.vis.shape[1], pair.ir.shape[1]))
@@ -250,7 +257,8 @@ def calibrate(
             found = register(pair.vis, pair.ir, detector, scale="auto" if hint is None else hint, rotation=rotation,
                              **options)
             if found.success or probes >= views.VIEW_PROBES:
-                view = views.View(found.view["scale"], found.view["rotation_deg"]) if found.success else \
+                view = views.View(found.view["scale"], found.view["rotation_deg"],
+                                  1.0 if found.view.get("fine") else 0.0) if found.success else \
                     views.View(1.0 if hint is None else hint, 0)
         own = fit_at_view(pair.vis, pair.ir, detector, view or views.View(1.0 if hint is None else hint, 0),
                                 **options)
@@ -291,6 +299,10 @@ def calibrate(
         return done(H, f"no frame registers: the homography fitted to the {why} is implausible, refused: "
                        f"{verdict.reason}", verdict)
 
+    # the pooled inliers' bootstrap, on the feature fit (as register: the refinement moves H off the
+    # least-squares solutions the bootstrap scatters around)
+    inliers = match_errors(pts_ir, pts_vis, H) <= ransac_threshold
+    predicted = predict_error(H, pts_ir[inliers], pts_vis[inliers], shapes[1], shapes[0])
     refined_on: list[str] = []
     if refine:
         t = time.perf_counter()
@@ -315,8 +327,6 @@ def calibrate(
             H = H / H[2, 2]
             _score_frames(frames, points, H, ransac_threshold, min_inliers)
         timings["refine"] = (time.perf_counter() - t) * 1e3
-    inliers = match_errors(pts_ir, pts_vis, H) <= ransac_threshold
-    predicted = predict_error(H, pts_ir[inliers], pts_vis[inliers], shapes[1], shapes[0])  # pooled inliers' bootstrap
     result = done(H, "", verdict, refined_on)
     result.predicted_error = predicted
     result.view = (view or views.View(1.0 if hint is None else hint, 0)).summary()

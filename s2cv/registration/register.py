@@ -50,8 +50,9 @@ class RegistrationResult:
     """Everything one ``register`` call found; ``H`` maps IR pixels onto the visible image."""
 
     H: np.ndarray | None                 # (3, 3) float64, IR -> visible; None when no model was fitted
-    success: bool                         # H exists, is invertible, has >= min_inliers inliers and is
-                                          # plausible (or was kept with accept_implausible)
+    success: bool                         # H exists, is invertible, has >= min_inliers inliers, is
+                                          # plausible and predicted_error <= max_error (or was kept
+                                          # with accept_implausible)
     transform: str
     keypoints_vis: tuple[cv2.KeyPoint, ...]
     keypoints_ir: tuple[cv2.KeyPoint, ...]
@@ -348,7 +349,9 @@ def search_views(vis: np.ndarray, ir: np.ndarray, detector: cv2.Feature2D, plan:
                                  vis_shape=a.shape[:2], ir_shape=b.shape[:2], **options)
 
     t = time.perf_counter()
-    result, view, log = views.search(detections, plan, fit, lambda r: r.success and not r.implausible_accepted)
+    accepted = lambda r: r.success and not r.implausible_accepted  # noqa: E731
+    result, view, log = views.search(detections, plan, fit, accepted)
+    result, view = detections.fine_pass(result, view, log, fit, accepted)
     timings["search"] = (time.perf_counter() - t) * 1e3
     result.view, result.views_tried = view.summary(), log
     if not maps:
@@ -400,7 +403,8 @@ def register_features(
     """``register``'s match -> robust fit -> verdict on features already computed (``norm``:
     the detector's ``defaultNorm()``), so one detection can serve several fitting settings.
     ``ir_shape`` is the IR image's (h, w), which the verdict needs; without it the bounding box
-    of the IR keypoints stands in for the image."""
+    of the IR keypoints stands in for the image. A plausible fit whose predicted corner error
+    (``s2cv.registration.accuracy``) exceeds ``max_error`` px is refused as a likely near miss."""
     check_options(transform, ratio, ransac_threshold, min_inliers)
     for name, kps, desc in (("visible", kp_vis, desc_vis), ("IR", kp_ir, desc_ir)):
         if desc is not None and len(desc) != len(kps):

@@ -3,8 +3,10 @@
 The coarse MAGSAC++ fit at 3 px accepts matches a few pixels off (a neighbouring keypoint picked
 by the nearest neighbour) and lets them tilt the model. Local optimisation re-estimates the model
 by least squares on the matches within a tighter radius of the current one, a few rounds, and
-keeps the result only when it still has enough support. Which variant ``register`` uses was
-measured on validation pairs (``benchmarks/accuracy_estimate.py``; docs/results.md).
+keeps the result only when it still has enough support. Measured on validation pairs
+(``benchmarks/accuracy_estimate.py``; docs/results.md "Accuracy estimate and near misses"), it does
+not help there (the near misses are consistent enough to survive a tighter consensus), so
+``register`` does not use it; it stays for those measurements and for users who want to try it.
 """
 from __future__ import annotations
 
