@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import time
 from pathlib import Path
 
 import cv2
@@ -30,15 +29,7 @@ from s2cv.evaluation.datasets import load_benchmark
 from s2cv.registration.geometry import corner_error, mutual_nn_matches
 from s2cv.registration.register import SAMPLES
 
-
-def median_ms(fn, repeats: int) -> float:
-    fn()
-    times = []
-    for _ in range(repeats):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return 1e3 * statistics.median(times)
+from bench_postprocess import median_ms  # same folder: run as a script, as the docstring says
 
 
 def speed(args: argparse.Namespace) -> None:

@@ -33,6 +33,33 @@ def add_detector_arguments(p: argparse.ArgumentParser) -> None:
                    help="device of the torch, ONNX Runtime and TensorRT backends: auto, cpu, cuda, cuda:N (default: auto)")
 
 
+def add_matching_arguments(p: argparse.ArgumentParser) -> None:
+    """The matching, fitting and view options of ``register`` and ``calibrate`` (``calibrate`` pools
+    its frames' matches into one fit): --matcher, --ransac-threshold, --min-inliers, --refine,
+    --accept-implausible, --scale, --fov, --rotation."""
+    from s2cv.registration.search import ROTATIONS
+
+    p.add_argument("--matcher", choices=("mnn", "glue"), default="mnn",
+                   help="mnn: mutual nearest neighbours; glue: the learned S2Glue matcher (S2Glue_create(); "
+                        "the detector is then the matcher's own, unless --model names another)")
+    p.add_argument("--ransac-threshold", type=float, default=3.0, help="inlier threshold, px (default: 3)")
+    p.add_argument("--min-inliers", type=int, default=12,
+                   help="fewer inliers (calibrate: pooled over the frames) = failure (default: 12)")
+    p.add_argument("--refine", action="store_true",
+                   help="polish the homography on the dense descriptor maps (s2cv models; slower: docs/results.md)")
+    p.add_argument("--accept-implausible", action="store_true",
+                   help="keep a fit the plausibility verdict refuses (labelled IMPLAUSIBLE in the output, H.txt "
+                        "and summary.json)")
+    p.add_argument("--scale", default="auto",
+                   help="visible pixels per IR pixel (e.g. 2 for a visible camera with twice the thermal's pixel "
+                        "density), 1/8 to 8; default auto: 1, searched from 1/4 to 4 when that fails")
+    p.add_argument("--fov", nargs=2, type=float, metavar=("VIS_DEG", "IR_DEG"),
+                   help="horizontal fields of view of the two cameras: gives --scale from them")
+    p.add_argument("--rotation", choices=ROTATIONS, default="auto",
+                   help="auto: up to about +-30 deg of roll; any: also try the IR image turned by 90/180/270 "
+                        "and 45 deg steps (slower)")
+
+
 def callable_module(name: str, function: Callable[..., Any]) -> None:
     """Make the module ``name`` callable as ``function``. ``s2cv.register`` and ``s2cv.calibrate``
     are functions of the package and also modules (``python -m s2cv.register``, old imports such

@@ -21,11 +21,10 @@ import math
 from pathlib import Path
 from typing import Sequence
 
-from s2cv.cli import add_detector_arguments, fail
+from s2cv.cli import add_detector_arguments, add_matching_arguments, fail
 from s2cv.feature.detectors import make_detector
 from s2cv.registration.register import resolve_matcher
 from s2cv.cli.register import _scale_argument
-from s2cv.registration.search import ROTATIONS
 from s2cv.registration.calibrate import FrameResult, calibrate, write_calibration
 from s2cv.registration.io import RegistrationError
 
@@ -42,25 +41,11 @@ def build_parser(prog: str = "s2cv calibrate") -> argparse.ArgumentParser:
     p.add_argument("ir", help="IR frames: a folder of images with the same names, or a video file")
     p.add_argument("-o", "--output", "--out", required=True, help="output folder (created if missing)")
     add_detector_arguments(p)  # --model, --nfeatures, --backend, --device
-    p.add_argument("--matcher", choices=("mnn", "glue"), default="mnn",
-                   help="mnn: mutual nearest neighbours; glue: the learned S2Glue matcher (with its own detector "
-                        "unless --model names another)")
+    add_matching_arguments(p)  # --matcher, --ransac-threshold, --min-inliers, --refine, --scale, ...
     p.add_argument("--max-frames", type=int, help="use at most this many frame pairs")
     p.add_argument("--step", type=int, default=1, help="use every STEP-th frame pair (default: 1)")
-    p.add_argument("--ransac-threshold", type=float, default=3.0, help="inlier threshold, px (default: 3)")
-    p.add_argument("--min-inliers", type=int, default=12, help="fewer pooled inliers = failure (default: 12)")
-    p.add_argument("--refine", action="store_true",
-                   help="polish the homography on the dense descriptor maps of the best frames (s2cv models)")
-    p.add_argument("--refine-frames", type=int, default=16, help="frames the refinement uses at most (default: 16)")
-    p.add_argument("--accept-implausible", action="store_true",
-                   help="keep a pooled fit the plausibility verdict refuses (labelled IMPLAUSIBLE in H.txt and summary)")
-    p.add_argument("--scale", default="auto",
-                   help="visible pixels per IR pixel, 1/8 to 8 (default auto: searched from 1/4 to 4 on the first frames "
-                        "when scale 1 does not register)")
-    p.add_argument("--fov", nargs=2, type=float, metavar=("VIS_DEG", "IR_DEG"),
-                   help="horizontal fields of view of the two cameras: gives --scale from them")
-    p.add_argument("--rotation", choices=ROTATIONS, default="auto",
-                   help="auto: up to about +-30 deg of roll; any: also search the IR image turned by 90/45 deg steps")
+    p.add_argument("--refine-frames", type=int, default=16,
+                   help="frames the refinement (on the best frames) uses at most (default: 16)")
     return p
 
 

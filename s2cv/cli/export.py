@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import Sequence
+from typing import Any, Callable, Sequence
 
 from s2cv.deploy import export_xfeat
 from s2cv.deploy.export import (
@@ -59,20 +59,43 @@ def build_parser(prog: str = "s2cv export") -> argparse.ArgumentParser:
     return p
 
 
+def _run_export(export: Callable[[], Any]) -> tuple[Any, int]:
+    """Run an export and print its checks: (report, 0), or (None, status) with the error on stderr
+    (status 1: the graph failed validation, 2: bad input)."""
+    try:
+        report = export()
+    except ExportValidationError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return None, 1
+    except (FileNotFoundError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return None, 2
+    for check in report.checks:
+        print(check.line())
+    return report, 0
+
+
+def _export_network(args: argparse.Namespace, size: int) -> Any:
+    """``--format s2cv`` or ``cv-xfeat`` (graph input size ``size``): the network's export report."""
+    image = read_image(args.image) if args.image else None
+    if args.format == "cv-xfeat":
+        return export_xfeat.export_model(args.model, args.output, size, args.opset,
+                                         validate_graph=not args.no_validate, image=image)
+    default = FP16_TOLERANCE if args.fp16 else FP32_TOLERANCE
+    tolerance = Tolerance(args.scores_atol if args.scores_atol is not None else default.scores_atol,
+                          args.min_cosine if args.min_cosine is not None else default.min_cosine)
+    return export_model(args.model, args.output, args.opset, fp16=args.fp16, validate=not args.no_validate,
+                        image=image, sizes=args.sizes, tolerance=tolerance, progress=not args.quiet)
+
+
 def _export_matcher(args: argparse.Namespace) -> int:
     """``--format cv-lightglue``: an S2Glue matcher's graph (s2cv.deploy.export_glue)."""
     from s2cv.deploy.export_glue import export_matcher
 
-    try:
-        report = export_matcher(args.model, args.output, args.opset, validate_graph=not args.no_validate)
-    except ExportValidationError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
-    except (FileNotFoundError, ValueError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    for check in report.checks:
-        print(check.line())
+    report, status = _run_export(lambda: export_matcher(args.model, args.output, args.opset,
+                                                        validate_graph=not args.no_validate))
+    if report is None:
+        return status
     print(f"wrote {report.path} (S2Glue for S2Net_create(model={report.metadata['s2cv.det_model']!r}), "
           f"{report.metadata['s2cv.descriptor_dim']}-d descriptors); run it with "
           f"m = cv2.LightGlueMatcher_create({str(report.path)!r}, 0.1, type=cv2.LG_DISK); "
@@ -90,26 +113,10 @@ def main(argv: Sequence[str] | None = None, prog: str = "s2cv export") -> int:
             parser.error("--fp16, --scores-atol and --min-cosine are for --format s2cv")
     elif args.size is not None:
         parser.error("--size is for --format cv-xfeat (s2cv graphs take any size)")
-    try:
-        image = read_image(args.image) if args.image else None
-        if args.format == "cv-xfeat":
-            size = DEFAULT_SIZE if args.size is None else args.size
-            report = export_xfeat.export_model(args.model, args.output, size, args.opset,
-                                               validate_graph=not args.no_validate, image=image)
-        else:
-            default = FP16_TOLERANCE if args.fp16 else FP32_TOLERANCE
-            tolerance = Tolerance(args.scores_atol if args.scores_atol is not None else default.scores_atol,
-                                  args.min_cosine if args.min_cosine is not None else default.min_cosine)
-            report = export_model(args.model, args.output, args.opset, fp16=args.fp16, validate=not args.no_validate,
-                                  image=image, sizes=args.sizes, tolerance=tolerance, progress=not args.quiet)
-    except ExportValidationError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
-    except (FileNotFoundError, ValueError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    for check in report.checks:
-        print(check.line())
+    size = DEFAULT_SIZE if args.size is None else args.size
+    report, status = _run_export(lambda: _export_network(args, size))
+    if report is None:
+        return status
     m = report.metadata
     if args.format == "cv-xfeat":
         print(f"wrote {report.path} (cv::XFeat graph of {m['s2cv.arch']}, input 1x1x{size}x{size}, "

@@ -21,12 +21,11 @@ import math
 from pathlib import Path
 from typing import Any, Sequence
 
-from s2cv.cli import add_detector_arguments, fail
+from s2cv.cli import add_detector_arguments, add_matching_arguments, fail
 from s2cv.feature.detectors import make_detector
 from s2cv.feature.image import read_image
 from s2cv.registration.accuracy import DEFAULT_MAX_ERROR
 from s2cv.registration.geometry import TRANSFORMS
-from s2cv.registration.search import ROTATIONS
 from s2cv.registration.io import RegistrationError, load_homography
 from s2cv.registration.register import (
     SAMPLES,
@@ -51,28 +50,12 @@ def build_parser(prog: str = "s2cv register") -> argparse.ArgumentParser:
     p.add_argument("--sample", nargs="?", const="roadscene", choices=sorted(SAMPLES),
                    help="use a bundled pair (default: roadscene) and report the corner error against its ground truth")
     add_detector_arguments(p)  # --model, --nfeatures, --backend, --device
+    add_matching_arguments(p)  # --matcher, --ransac-threshold, --min-inliers, --refine, --scale, ...
     p.add_argument("--ratio", type=float, help="also apply Lowe's ratio test with this ratio (e.g. 0.9)")
-    p.add_argument("--matcher", choices=("mnn", "glue"), default="mnn",
-                   help="mnn: mutual nearest neighbours; glue: the learned S2Glue matcher (S2Glue_create(); "
-                        "the detector is then the matcher's own, unless --model names another)")
     p.add_argument("--transform", choices=TRANSFORMS, default="homography")
-    p.add_argument("--ransac-threshold", type=float, default=3.0, help="inlier threshold, px (default: 3)")
-    p.add_argument("--min-inliers", type=int, default=12, help="fewer inliers = failure (default: 12)")
-    p.add_argument("--refine", action="store_true",
-                   help="polish the homography on the dense descriptor maps (s2cv models; slower: docs/results.md)")
-    p.add_argument("--accept-implausible", action="store_true",
-                   help="keep a fit the plausibility verdict refuses (labelled IMPLAUSIBLE in the output)")
     p.add_argument("--max-error", type=float, default=DEFAULT_MAX_ERROR,
                    help="refuse a fit whose predicted corner error is larger, px of the coarser image "
                         "(default: %(default)g; inf: no limit)")
-    p.add_argument("--scale", default="auto",
-                   help="visible pixels per IR pixel (e.g. 2 for a visible camera with twice the thermal's pixel "
-                        "density), 1/8 to 8; default auto: 1, searched from 1/4 to 4 when that fails")
-    p.add_argument("--fov", nargs=2, type=float, metavar=("VIS_DEG", "IR_DEG"),
-                   help="horizontal fields of view of the two cameras: gives --scale from them")
-    p.add_argument("--rotation", choices=ROTATIONS, default="auto",
-                   help="auto: up to about +-30 deg of roll; any: also try the IR image turned by 90/180/270 "
-                        "and 45 deg steps (slower)")
     add_arguments(p)  # --video, --H, ...
     return p
 

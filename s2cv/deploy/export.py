@@ -74,6 +74,9 @@ class CheckResult:
 
 @dataclass
 class ExportReport:
+    """What an export wrote (``path``), its metadata and its checks (also the report of
+    ``export_glue``, with that module's checks)."""
+
     path: Path
     metadata: dict[str, str]
     checks: list[CheckResult] = field(default_factory=list)
@@ -254,19 +257,29 @@ def export_onnx(net: nn.Module, path: str | Path, opset: int = DEFAULT_OPSET, *,
             for result in _validation_runs(net, data, image, sizes, tolerance, on_start=step):
                 report.checks.append(result)
                 bar.update()
-            failed = [c for c in report.checks if not c.passed]
-            if failed:
-                raise ExportValidationError(
-                    f"ONNX export of {arch} disagrees with PyTorch (tolerance: scores |diff| <= "
-                    f"{tolerance.scores_atol:g}, descriptor cosine >= {tolerance.min_cosine:g}); "
-                    f"{path} was not written:\n  " + "\n  ".join(c.line() for c in failed))
+            raise_if_failed(report.checks, f"ONNX export of {arch} disagrees with PyTorch (tolerance: scores |diff| <= "
+                                           f"{tolerance.scores_atol:g}, descriptor cosine >= {tolerance.min_cosine:g}); "
+                                           f"{path} was not written")
         step("write")
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f"{path.name}.tmp{os.getpid()}")
-        tmp.write_bytes(data)
-        tmp.replace(path)
+        write_graph(path, data)
         bar.update()
     return report
+
+
+def raise_if_failed(checks: Sequence[Any], message: str) -> None:
+    """ExportValidationError (``message``, then each failed check's line) when a check (anything with
+    ``passed`` and ``line()``: this module's, ``export_xfeat``'s and ``export_glue``'s) failed."""
+    failed = [c for c in checks if not c.passed]
+    if failed:
+        raise ExportValidationError(f"{message}:\n  " + "\n  ".join(c.line() for c in failed))
+
+
+def write_graph(path: Path, data: bytes) -> None:
+    """Write a serialised graph through a temporary file (parents created): never a half-written file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f"{path.name}.tmp{os.getpid()}")
+    tmp.write_bytes(data)
+    tmp.replace(path)
 
 
 # ----------------------------------------------------------------------------- validation
@@ -333,10 +346,7 @@ def validate_onnx(net: nn.Module, path: str | Path, *, image: np.ndarray | None 
                   ) -> list[CheckResult]:
     """Compare an existing ONNX file with ``net``; raises ExportValidationError on mismatch."""
     results = list(_validation_runs(frozen_copy(net), Path(path).read_bytes(), image, sizes, tolerance))
-    failed = [r for r in results if not r.passed]
-    if failed:
-        raise ExportValidationError(f"{path} disagrees with the PyTorch network:\n  "
-                                    + "\n  ".join(r.line() for r in failed))
+    raise_if_failed(results, f"{path} disagrees with the PyTorch network")
     return results
 
 

@@ -19,7 +19,6 @@ bundled sample pair.
 from __future__ import annotations
 
 import io
-import os
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,7 +26,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from s2cv.deploy.export import DEFAULT_OPSET, ExportValidationError, frozen_copy, weights_sha256
+from s2cv.deploy.export import (
+    DEFAULT_OPSET,
+    ExportReport,
+    frozen_copy,
+    raise_if_failed,
+    weights_sha256,
+    write_graph,
+)
 from s2cv.feature.backend_onnx import onnx_session
 from s2cv.feature.glue import GLUE_FORMAT, GLUE_INPUTS, GLUE_OUTPUTS, normalize_keypoints
 from s2cv.models.glue import GlueMatcher
@@ -53,9 +59,7 @@ class GlueCheck:
 
 
 @dataclass
-class GlueExportReport:
-    path: Path
-    metadata: dict[str, str]
+class GlueExportReport(ExportReport):
     checks: list[GlueCheck] = field(default_factory=list)
 
 
@@ -173,14 +177,8 @@ def export_glue(net: GlueMatcher, path: str | Path, *, det_model: str, opset: in
     if validate_graph:
         inputs = validation_features(str(det_model)) if inputs is None else inputs
         report.checks = validate(net, data, inputs, cfg.filter_threshold)
-        failed = [c for c in report.checks if not c.passed]
-        if failed:
-            raise ExportValidationError(f"S2Glue export disagrees with PyTorch; {path} was not written:\n  "
-                                        + "\n  ".join(c.line() for c in failed))
-    report.path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = report.path.with_name(f"{report.path.name}.tmp{os.getpid()}")
-    tmp.write_bytes(data)
-    tmp.replace(report.path)
+        raise_if_failed(report.checks, f"S2Glue export disagrees with PyTorch; {path} was not written")
+    write_graph(report.path, data)
     return report
 
 

@@ -17,7 +17,6 @@ resized to S x S, and a random image).
 from __future__ import annotations
 
 import io
-import os
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,8 +31,10 @@ from s2cv.deploy.export import (
     ExportValidationError,
     arch_name,
     frozen_copy,
+    raise_if_failed,
     stable_softplus,
     weights_sha256,
+    write_graph,
 )
 from s2cv.feature.backend_onnx import onnx_session
 from s2cv.feature.graph import XFEAT_INPUT as INPUT_NAME
@@ -169,15 +170,9 @@ def export_cv_xfeat(net: torch.nn.Module, path: str | Path, size: int = DEFAULT_
     report = XFeatExportReport(Path(path), size, metadata)
     if validate_graph:
         report.checks = validate(net, data, image, size)
-        failed = [c for c in report.checks if not c.passed]
-        if failed:
-            raise ExportValidationError(f"cv-xfeat export of {arch} disagrees with PyTorch (relative max |diff| > "
-                                        f"{MAX_RELATIVE_DIFF:g}); {path} was not written:\n  "
-                                        + "\n  ".join(c.line() for c in failed))
-    report.path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = report.path.with_name(f"{report.path.name}.tmp{os.getpid()}")
-    tmp.write_bytes(data)
-    tmp.replace(report.path)
+        raise_if_failed(report.checks, f"cv-xfeat export of {arch} disagrees with PyTorch (relative max |diff| > "
+                                       f"{MAX_RELATIVE_DIFF:g}); {path} was not written")
+    write_graph(report.path, data)
     return report
 
 

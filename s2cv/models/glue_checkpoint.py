@@ -20,6 +20,7 @@ from typing import Any
 
 import torch
 
+from .checkpoint import load_weights, read_tagged, write_atomically
 from .glue import GlueConfig, GlueMatcher
 
 FORMAT = "s2cv-glue/1"
@@ -95,38 +96,21 @@ def load_lighterglue(path: str | Path, input_dim: int = 64, seed: int = 0) -> Gl
 
 
 def save_glue(path: str | Path, net: GlueMatcher, meta: dict[str, Any], **extra: Any) -> None:
-    """Write atomically (an interrupted run never leaves a truncated checkpoint)."""
+    """Write atomically (``s2cv.models.checkpoint.write_atomically``)."""
     if "det_model" not in meta:
         raise ValueError("glue checkpoints must name their detector: meta['det_model']")
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    state = {"format": FORMAT, "conf": net.config.to_dict(), "state_dict": net.state_dict(), "meta": dict(meta),
-             **extra}
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    torch.save(state, tmp)
-    tmp.replace(path)
+    write_atomically(path, {"format": FORMAT, "conf": net.config.to_dict(), "state_dict": net.state_dict(),
+                            "meta": dict(meta), **extra})
 
 
 def read_glue(path: str | Path) -> dict[str, Any]:
     """Load and validate a glue checkpoint dict (weights only)."""
-    try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:
-        raise ValueError(f"cannot read S2Glue checkpoint {path}: {type(exc).__name__}: {exc}") from exc
-    if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
-        raise ValueError(f"{path} is not an S2Glue checkpoint (missing format tag {FORMAT!r})")
-    return ckpt
+    return read_tagged(path, FORMAT, "S2Glue")
 
 
 def load_glue(path: str | Path) -> tuple[GlueMatcher, dict[str, Any]]:
     """Glue checkpoint -> (matcher in eval mode, metadata with ``det_model``)."""
     ckpt = read_glue(path)
     net = GlueMatcher(GlueConfig.from_dict(ckpt["conf"]))
-    try:
-        net.load_state_dict(ckpt["state_dict"])
-    except RuntimeError as exc:
-        raise ValueError(f"{path}: weights do not fit the matcher config {ckpt['conf']}: {exc}") from exc
-    for name, value in ckpt["state_dict"].items():
-        if value.is_floating_point() and not torch.isfinite(value).all():
-            raise ValueError(f"{path}: tensor {name} holds NaN/Inf values (corrupt weights)")
+    load_weights(net, ckpt["state_dict"], path, f"the matcher config {ckpt['conf']}")
     return net.eval(), {"path": str(path), **ckpt.get("meta", {})}
