@@ -14,6 +14,11 @@ error (the benchmark's: visible corners, IR px). Then the log-linear calibration
 error, the choice of ``max_error`` and the predicted-vs-true scatter plot.
 
     python benchmarks/accuracy_estimate.py --data ../shared/data --work /tmp/acc --out docs/eval/accuracy
+
+``--rig`` adds rig-like validation pairs (``rig_rows``: RoadScene's validation pairs at other pixel
+scales, cropped and rolled) to the calibration set and reports each group apart:
+
+    python benchmarks/accuracy_estimate.py --data ../shared/data --work /tmp/acc --out docs/eval/accuracy-rig --rig
 """
 from __future__ import annotations
 
@@ -101,6 +106,46 @@ def detect_and_match(items: list[Item], cache: Path, nfeatures: int = 4096, mode
         pi = np.float32([ki[j].pt for j in m[:, 1]]).reshape(-1, 2)
         rows.append({"name": it.name, "group": it.group, "H": it.H, "vis_shape": it.vis.shape[:2],
                      "ir_shape": it.ir.shape[:2], "pts_vis": pv, "pts_ir": pi, "detect_ms": ms})
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    cache.write_bytes(pickle.dumps(rows))
+    return rows
+
+
+def rig_rows(data: Path, cache: Path, variants: tuple[str, ...] = ("rig", "1.41", "0.5"),
+             model: str = "default", nfeatures: int = 4096) -> list[dict]:
+    """Rig-like validation pairs (``--rig``): RoadScene's 18 held-out validation pairs as
+    benchmarks/rig_variants.py builds them (``paper`` homography, then visible and IR at other pixel
+    scales, the IR cropped to 80 % and rolled), matched at the view ``register`` ends with on them
+    (the true ratio, the coarser image enlarged); keypoints in the variant's pixels. Cached."""
+    if cache.is_file():
+        return pickle.loads(cache.read_bytes())
+    import s2cv
+    from s2cv.registration import search
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    import rig_variants as rv
+
+    det = s2cv.S2Net_create(nfeatures=nfeatures, model=model)
+    pairs = rv.pairs_of(data / "roadscene", "val")
+    rows = []
+    for variant in variants:
+        rng = np.random.default_rng(1000 + sum(variant.encode()))  # the rolls rig_variants.py draws
+        for name, a, b, H in tqdm(pairs, desc=f"rig {variant}", unit="pair"):
+            a2, b2, S, A, r = rv.make_variant(a, b, variant, rng)
+            view = search.View(r, 0).fine()
+            rv_, ri_ = search.side_ratios(view)
+            out = []
+            for img, ratio in ((a2, rv_), (b2, ri_)):
+                im, T = search.transform_image(img, ratio, 0)
+                k, d = det.detectAndCompute(im, None)
+                out.append((search.moved_keypoints(k, T), d))
+            (kv, dv), (ki, di) = out
+            m = mutual_nn_matches(dv, di, det.defaultNorm())
+            G = A @ H @ np.linalg.inv(S)
+            rows.append({"name": f"rig-{variant}/{name}", "group": f"roadscene-rig-{variant}", "H": G / G[2, 2],
+                         "vis_shape": a2.shape[:2], "ir_shape": b2.shape[:2],
+                         "pts_vis": np.float32([kv[i].pt for i in m[:, 0]]).reshape(-1, 2),
+                         "pts_ir": np.float32([ki[j].pt for j in m[:, 1]]).reshape(-1, 2), "detect_ms": 0.0})
     cache.parent.mkdir(parents=True, exist_ok=True)
     cache.write_bytes(pickle.dumps(rows))
     return rows
@@ -318,6 +363,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", type=Path, required=True, help="results folder (results.json, scatter.png, table.md)")
     p.add_argument("--model", default="default")
     p.add_argument("--options", default="all", help="comma-separated fit option names, or all")
+    p.add_argument("--rig", action="store_true",
+                   help="add rig-like validation pairs (RoadScene validation pairs at net scale 2, 1.41 and 0.5, "
+                        "cropped and rolled as benchmarks/rig_variants.py builds them) to the calibration set")
     p.add_argument("--report-test", action="store_true",
                    help="only the report on benchmark test pairs (register before/now at the shipped max_error)")
     args = p.parse_args(argv)
@@ -328,6 +376,8 @@ def main(argv: list[str] | None = None) -> int:
     items = validation_items(args.data)
     rows = detect_and_match(items, args.work / f"matches-{args.model}.pkl", model=args.model)
     del items
+    if args.rig:
+        rows += rig_rows(args.data, args.work / f"rig-matches-{args.model}.pkl", model=args.model)
     print(f"{len(rows)} validation pairs", flush=True)
     options = tighten_options()
     if args.options != "all":
@@ -364,6 +414,8 @@ def main(argv: list[str] | None = None) -> int:
            f"{d['reported']} | {d['within10']} ({100 * d['within10'] / max(d['reported'], 1):.1f} %) | {d['over10']} | "
            f"{d['over20']} ({100 * d['over20'] / max(d['reported'], 1):.1f} %) | {d['refused_of_base_good']} of "
            f"{d['base_good']} ({100 * d['refused_of_base_good'] / max(d['base_good'], 1):.1f} %) |" for d in decisions]
+    md += ["", group_table(base, {"shipped": accuracy.COEFFICIENTS, "fitted here": coef},
+                           (accuracy.DEFAULT_MAX_ERROR, chosen))]
     (args.out / "table.md").write_text("\n".join(md) + "\n")
     print("\n".join(md))
     scatter(base, coef, chosen, args.out / "scatter.png",
@@ -373,6 +425,23 @@ def main(argv: list[str] | None = None) -> int:
          "records": results}, indent=0,
         default=lambda x: None if isinstance(x, float) and not math.isfinite(x) else x).replace("Infinity", "null"))
     return 0
+
+
+def group_table(recs: list[dict], coefficients: dict[str, tuple], limits: tuple[float, ...]) -> str:
+    """Per group of pairs (rig-like and pairs of one pixel scale apart): of the plausible fits, how
+    many each set of coefficients reports registered at each limit, and how many of those are
+    > 10 / > 20 px off (coarser camera's px, visible corners)."""
+    lines = ["| pairs | coefficients | max_error px | plausible | reported registered | within 10 px | > 10 px | > 20 px |",
+             "|---|---|---|---|---|---|---|---|"]
+    groups = {"rig-like (roadscene-rig-*)": lambda g: "rig" in g, "one pixel scale (the rest)": lambda g: "rig" not in g}
+    for label, member in groups.items():
+        sel = [r for r in recs if member(r["group"]) and r["plausible"] and math.isfinite(r["error"])]
+        for name, coef in coefficients.items():
+            for limit in dict.fromkeys(limits):
+                e = [r["error"] for r in sel if accuracy.combine(r["spread"], r["hull"], coef) <= limit]
+                lines.append(f"| {label} | {name} ({', '.join(f'{c:.4f}' for c in coef)}) | {limit:g} | {len(sel)} | "
+                             f"{len(e)} | {sum(x <= 10 for x in e)} | {sum(x > 10 for x in e)} | {sum(x > 20 for x in e)} |")
+    return "\n".join(lines)
 
 
 def choose_max_error(decisions: list[dict]) -> float:

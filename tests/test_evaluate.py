@@ -202,3 +202,40 @@ def test_evaluate_refine_adds_a_row_per_s2net_method(pair_dir: Path):
     plain, refined = by_method["s2net"], by_method["s2net+refine"]
     assert (refined.ncm, refined.nc, refined.k) == (plain.ncm, plain.nc, plain.k)
     assert refined.corner_error < 2.0, (plain.corner_error, refined.corner_error)
+
+
+def test_evaluate_matcher_glue_feeds_s2glue_matches(pair_dir: Path, tmp_path: Path,
+                                                    capsys: pytest.CaptureFixture[str]):
+    """--matcher glue: the scored matches come from S2Glue (rows "<spec>+glue"), not mutual NN;
+    a bare s2net means the matcher's detector, and methods it cannot match are skipped."""
+    import s2cv
+    from s2cv.evaluation.benchmark import glue_matches
+    from s2cv.registration.geometry import mutual_nn_matches
+
+    if "default" not in s2cv.available_matchers():
+        pytest.skip("no S2Glue graph shipped")
+    pairs = load_pairs(pair_dir)
+    messages: list[str] = []
+    spec = "s2net:s2xfeat"
+    (mnn,) = evaluate(pairs, [spec], [512], progress=False)
+    glued = evaluate(pairs, ["s2net", "sift"], [512], matcher="glue", log=messages.append, progress=False)
+    assert [r.method for r in glued] == [f"{spec}+glue"] and mnn.method == spec
+    assert len(messages) == 1 and "sift" in messages[0]
+    (glue,) = glued
+    assert (glue.kp_a, glue.kp_b, glue.nc) == (mnn.kp_a, mnn.kp_b, mnn.nc)   # same features
+    assert glue.matches != mnn.matches and glue.ncm > 50 and glue.corner_error < 3.0
+    # the rows' matches are exactly S2Glue's on those features
+    det = create_method(spec, 512)
+    img_a, img_b = read_image(pairs[0].path_a), read_image(pairs[0].path_b)
+    (ka, da), (kb, db) = det.detectAndCompute(img_a, None), det.detectAndCompute(img_b, None)
+    pa, pb = cv2.KeyPoint_convert(ka).reshape(-1, 2), cv2.KeyPoint_convert(kb).reshape(-1, 2)
+    idx = glue_matches(s2cv.S2Glue_create(), pa, da, img_a.shape, pb, db, img_b.shape)
+    assert len(idx) == glue.matches and not np.array_equal(idx, mutual_nn_matches(da, db))
+    # the command line
+    out = tmp_path / "out"
+    assert main(["--dataset", "pairs", "--data", str(pair_dir), "--matcher", "glue", "--k", "512",
+                 "--out", str(out), "--plots", "0", "--quiet"]) == 0
+    assert f"| {spec}+glue | 512 |" in capsys.readouterr().out
+    assert json.loads((out / "results.json").read_text())["config"]["matcher"] == "glue"
+    with pytest.raises(ValueError, match="matcher"):
+        evaluate(pairs, ["sift"], [512], matcher="lightglue", progress=False)

@@ -157,3 +157,16 @@ def test_calibrate_finds_the_rig_scale_and_reports_the_predicted_error(detector,
     H2 = H @ np.linalg.inv(search._resize_matrix(2.0))
     assert corner_error(np.linalg.inv(result.H), H2, vis2.shape) <= 10
     assert math.isfinite(result.predicted_error) and result.summary()["view"] == result.view
+
+
+def test_rescale_view_only_for_a_fit_clearly_off_scale_1():
+    shape = (360, 480)
+    assert search.rescale_view(None, shape) is None
+    assert search.rescale_view(np.eye(3), shape) is None
+    assert search.rescale_view(np.diag([1.2, 1.2, 1.0]), shape) is None  # within 1.3x: the network's range
+    assert search.fit_scale(np.diag([2.0, 2.0, 1.0]), shape) == pytest.approx(2.0)
+    view = search.rescale_view(np.diag([2.0, 2.0, 1.0]), shape)
+    assert view is not None and view.ratio == pytest.approx(2.0) and view.split == 1.0
+    assert search.side_ratios(view) == pytest.approx((1.0, 2.0))  # the coarser (IR) image enlarged
+    small = search.rescale_view(np.diag([0.5, 0.5, 1.0]), shape)
+    assert small is not None and search.side_ratios(small) == pytest.approx((2.0, 1.0))  # the visible enlarged

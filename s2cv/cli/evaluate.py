@@ -71,6 +71,12 @@ def build_parser(prog: str = "s2cv evaluate") -> argparse.ArgumentParser:
     p.add_argument("--contrast-floor", type=float, help="s2net's contrast_floor (default: the detector's, 4/255)")
     p.add_argument("--refine", action="store_true",
                    help="also report s2net registration with the homography refined on the dense maps")
+    p.add_argument("--matcher", choices=("mnn", "glue"), default="mnn",
+                   help="where the scored matches come from: mnn = mutual nearest neighbours (default); glue = the "
+                        "learned matcher S2Glue (s2cv.S2Glue_create, torch-free); its rows are labelled <method>+glue, "
+                        "a bare s2net means its detector (s2net:s2xfeat for the default), methods with other descriptors are skipped")
+    p.add_argument("--glue-model", default="default",
+                   help="S2Glue zoo name or graph (.onnx) for --matcher glue (default: default)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     return p
 
@@ -109,6 +115,8 @@ def main(argv: Sequence[str] | None = None, prog: str = "s2cv evaluate") -> int:
         out_dir=args.out,
         n_plots=args.plots,
         refine=args.refine,
+        matcher=args.matcher,
+        glue_model=args.glue_model,
         progress=not args.quiet,
     )
     if not results:
@@ -125,6 +133,8 @@ def main(argv: Sequence[str] | None = None, prog: str = "s2cv evaluate") -> int:
         "device": args.device,
         "contrast_floor": args.contrast_floor,
         "refine": args.refine,
+        "matcher": args.matcher,
+        "glue_model": args.glue_model if args.matcher == "glue" else None,
         "reg_thresholds": list(REG_THRESHOLDS),
         "seconds": time.perf_counter() - t0,
     }

@@ -3,6 +3,11 @@ the plausibility verdict per pair (``s2cv.evaluation.metrics``), match pictures 
 
 Every method sees the images as a user would pass them (``s2cv.feature.image.read_image``: BGR
 visible, single-channel thermal/NIR).
+
+Matches come from mutual nearest neighbours by default; ``matcher="glue"`` takes them from the
+learned matcher ``s2cv.S2Glue_create`` (torch-free: its ONNX graph in cv2.LightGlueMatcher or
+onnxruntime) for every s2cv method whose descriptors it was trained on; those rows are labelled
+``<spec>+glue``.
 """
 from __future__ import annotations
 
@@ -24,6 +29,7 @@ from s2cv.evaluation.report import safe_name
 from s2cv.registration import viz
 from s2cv.feature.backends import DenseMaps
 from s2cv.feature.feature2d import S2NetFeature2D
+from s2cv.feature.glue import S2Glue_create
 from s2cv.registration.geometry import corner_error, estimate_homography, invertible, match_errors, mutual_nn_matches
 from s2cv.feature.image import read_image
 from s2cv.registration.refine import refine_homography
@@ -51,6 +57,20 @@ def _refined_corner_error(ma: np.ndarray, mb: np.ndarray, H: np.ndarray, shape_a
     return corner_error(np.linalg.inv(H_ba), H, shape_a)
 
 
+MATCHERS = ("mnn", "glue")
+
+
+def glue_matches(glue: object, pts_a: np.ndarray, desc_a: np.ndarray, shape_a: Sequence[int],
+                 pts_b: np.ndarray, desc_b: np.ndarray, shape_b: Sequence[int]) -> np.ndarray:
+    """(n, 2) index pairs from the learned matcher (``S2Glue_create``): keypoints and image sizes
+    (width, height) first, then the descriptors, as with cv2.LightGlueMatcher."""
+    glue.setPairInfo(pts_a.astype(np.float32), pts_b.astype(np.float32), (shape_a[1], shape_a[0]),
+                     (shape_b[1], shape_b[0]))
+    m0, _ = glue.matchArrays(desc_a, desc_b)
+    keep = np.flatnonzero(m0 >= 0)
+    return np.c_[keep, m0[keep]].astype(np.int64).reshape(-1, 2)
+
+
 def norm_of(det: Feature2D) -> int | None:
     get = getattr(det, "defaultNorm", None)
     return get() if get is not None else None
@@ -70,6 +90,8 @@ def evaluate(
     out_dir: str | Path | None = None,
     n_plots: int = 0,
     refine: bool = False,
+    matcher: str = "mnn",
+    glue_model: str = "default",
     progress: bool = True,
     log: Callable[[str], None] = lambda msg: print(msg, file=sys.stderr),
 ) -> list[JudgedPairResult]:
@@ -80,14 +102,29 @@ def evaluate(
     the largest K. Detectors get one untimed warm-up call so lazy initialisation is not timed.
     With `refine`, every s2cv method also gets a ``<spec>+refine`` row: the same features and
     fit, the homography then polished on the dense maps (``s2cv.registration.refine``; only its corner error differs).
+
+    ``matcher``: "mnn" (mutual nearest neighbours) or "glue": the matches scored (NCM, MMA, the
+    homography) come from ``S2Glue_create(glue_model)``; a bare ``s2net`` then means the matcher's
+    own detector (``s2net:<det_model>``), methods whose descriptors it does not take are skipped,
+    and rows are labelled ``<spec>+glue``.
     """
     if not ks or min(ks) <= 0:
         raise ValueError(f"keypoint budgets must be positive integers, got {list(ks)}")
+    if matcher not in MATCHERS:
+        raise ValueError(f"matcher must be one of {MATCHERS}, got {matcher!r}")
+    glue = S2Glue_create(glue_model) if matcher == "glue" else None
+    if glue is not None:
+        methods = [f"s2net:{glue.det_model}" if m.strip().lower() == "s2net" else m for m in methods]
     detectors: dict[tuple[str, int], Feature2D] = {}
     for spec in methods:
         try:
             for k in ks:
-                detectors[(spec, k)] = create_method(spec, k, device, contrast_floor)
+                det = create_method(spec, k, device, contrast_floor)
+                if glue is not None and not (isinstance(det, S2NetFeature2D)
+                                             and det.descriptorSize() == glue.descriptor_dim):
+                    raise MethodUnavailable(f"S2Glue {glue.path.name} matches the {glue.descriptor_dim}-d descriptors "
+                                            f"of s2net:{glue.det_model}, not those of {spec}")
+                detectors[(spec, k)] = det
         except MethodUnavailable as e:
             log(f"skipping {spec}: {e}")
             detectors = {key: d for key, d in detectors.items() if key[0] != spec}
@@ -111,17 +148,21 @@ def evaluate(
             pts_b, desc_b, tb, maps_b = timed_detect(det, img_b, keep)
             if keep:
                 dense[spec] = (maps_a, maps_b)
-            idx = mutual_nn_matches(desc_a, desc_b, norm_of(det))
+            if glue is None:
+                idx = mutual_nn_matches(desc_a, desc_b, norm_of(det))
+            else:
+                idx = glue_matches(glue, pts_a, desc_a, img_a.shape, pts_b, desc_b, img_b.shape)
             ma, mb = pts_a[idx[:, 0]], pts_b[idx[:, 1]]
             result = score_pair(
                 pts_a, desc_a, pts_b, desc_b, pair.H, img_a.shape, img_b.shape, threshold,
-                name=pair.name, method=spec, k=k, ms=(ta + tb) / 2 * 1000, matches=idx,
+                name=pair.name, method=spec if glue is None else f"{spec}+glue", k=k,
+                ms=(ta + tb) / 2 * 1000, matches=idx,
             )
             result = judged(result, ma, mb, img_a.shape, img_b.shape)
             results.append(result)
             if spec in dense:
                 err = _refined_corner_error(ma, mb, pair.H, img_a.shape, img_b.shape, *dense[spec])
-                results.append(replace(result, method=f"{spec}+refine", corner_error=err))
+                results.append(replace(result, method=f"{result.method}+refine", corner_error=err))
             if out_dir is not None and i < n_plots and (spec, k) == plot_key:
                 ok = match_errors(ma, mb, pair.H) <= threshold
                 canvas = viz.draw_matches(img_a, img_b, ma, mb, ok)

@@ -249,7 +249,9 @@ def register(
     Every fit carries ``predicted_error`` (mean corner error in IR px, ``s2cv.registration.accuracy``);
     success needs it at most ``max_error``. ``scale`` is the ratio of the visible to the IR pixel
     scale (2: things look twice as large in the visible image), ``"auto"`` (default) tries 1 and
-    searches 1/4 .. 4 only when that fit is not accepted; ``fov=(visible_deg, ir_deg)`` (horizontal
+    searches 1/4 .. 4 only when that fit is not accepted (an accepted fit whose own scale is more
+    than 1.3x off 1 is matched once more at that scale, the coarser image enlarged, and the
+    better of the two kept); ``fov=(visible_deg, ir_deg)`` (horizontal
     fields of view) gives the ratio instead. ``rotation="any"`` also tries the IR image turned by
     multiples of 90 and 45 degrees (default ``"auto"``: the network's own +-30 degrees).
     ``result.view`` is the view that won (``s2cv.registration.search``); keypoints, matches and ``H``
@@ -297,6 +299,17 @@ def register(
             if result is not None:
                 log = [{**plan[0][0].summary(), "inliers": result.num_inliers, "accepted": False}] + log
             if result is None or _better(searched[0], result):
+                result, maps = searched
+            result.views_tried = log
+    elif plan[0][0].identity and (fine := views.rescale_view(result.H, np.shape(ir_img))) is not None:
+        # accepted as given, but the fit says the cameras differ in scale: match once more at it
+        searched = search_views(vis_img, ir_img, detector, [[fine]], bool(refine), options, timings)
+        first = {**plan[0][0].summary(), "inliers": result.num_inliers, "accepted": True}
+        if searched is not None:
+            log = [first] + searched[0].views_tried
+            candidate = searched[0]
+            if (candidate.success and not candidate.implausible_accepted
+                    and candidate.predicted_error <= result.predicted_error):
                 result, maps = searched
             result.views_tried = log
     if refine and result.success:

@@ -15,7 +15,10 @@ other ratios. Within a stage the accepted fit with the most inliers wins. Every 
 computed once and shared by the views that use it. Last, the winning ratio is tried once more with
 the coarser image enlarged instead of the finer one shrunk (``Detections.fine_pass``): the matches
 then localise at the finer resolution (on validation rig variants: 9 instead of 4 of 18 pairs
-within 10 px; docs/results.md "Scale, roll and rig variants").
+within 10 px; docs/results.md "Scale, roll and rig variants"). A fit accepted as given (scale 1)
+whose own scale is more than ``RESCALE_MIN`` off 1 (the network matched across the scale gap) is
+tried once more at that scale with the coarser image enlarged (``rescale_view``), and the better
+of the two kept (accepted, smaller predicted error).
 """
 from __future__ import annotations
 
@@ -190,7 +193,7 @@ class Detections:
         with the coarser image enlarged instead (the matches localised at the finer pixel scale),
         and kept when accepted with a smaller predicted error (or when the search found nothing)."""
         if accepted(result):
-            tries = [view] if abs(view.ratio - 1.0) > 1e-9 else []
+            tries = [view] if abs(view.ratio - 1.0) > 1e-9 and not view.split else []
         else:  # nothing accepted: the two views with the most inliers off scale 1
             ranked = sorted((e for e in log if abs(e["scale"] - 1.0) > 1e-9), key=lambda e: -e["inliers"])[:2]
             tries = [View(e["scale"], e["rotation_deg"]) for e in ranked]
@@ -236,6 +239,32 @@ def search(detections: Detections, plan: list[list[View]], fit: Callable[[tuple,
     plausible = [(v, r) for v, r in tried if r.verdict is not None and r.verdict.ok]
     view, result = max(plausible, key=lambda vr: vr[1].num_inliers) if plausible else tried[0]
     return result, view, log
+
+
+RESCALE_MIN = 1.3  # an accepted fit at scale 1 whose own scale is beyond 1/1.3 .. 1.3 gets a fine view at that scale
+
+
+def fit_scale(H: np.ndarray | None, ir_shape: Sequence[int]) -> float | None:
+    """Visible px per IR px of an IR -> visible fit: sqrt |det| of its Jacobian at the IR image's
+    centre (the affine part of a homography, where it is measured); None without a usable fit."""
+    if H is None:
+        return None
+    h, w = ir_shape[:2]
+    q = H @ np.array([(w - 1) / 2, (h - 1) / 2, 1.0])
+    if not np.all(np.isfinite(q)) or abs(q[2]) < 1e-12:
+        return None
+    J = (H[:2, :2] - np.outer(q[:2] / q[2], H[2, :2])) / q[2]
+    s = math.sqrt(abs(float(np.linalg.det(J))))
+    return s if math.isfinite(s) and s > 0 else None
+
+
+def rescale_view(H: np.ndarray | None, ir_shape: Sequence[int]) -> View | None:
+    """The fine view (coarser image enlarged) at an accepted scale-1 fit's own scale, when that
+    scale differs from 1 by more than ``RESCALE_MIN`` (within the search's 1/8 .. 8); else None."""
+    s = fit_scale(H, ir_shape)
+    if s is None or max(s, 1 / s) <= RESCALE_MIN or not 1 / MAX_RATIO <= s <= MAX_RATIO:
+        return None
+    return View(s, 0).fine()
 
 
 # ---------------------------------------------------------------- a rig's view (calibrate)
