@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from collections import Counter
 from pathlib import Path
 
 import torch
@@ -27,7 +28,7 @@ from tqdm import tqdm
 from s2cv.feature.feature2d import S2NetFeature2D
 from s2cv.models.checkpoint import load_model
 from s2cv.training.augment import GEOMETRIES
-from s2cv.training.loop import source_of, validation_metrics, validation_set
+from s2cv.training.loop import camera_metrics, camera_of, source_of, validation_set
 
 
 def registered(model: str, groups: dict[str, list], k: int) -> dict[str, int]:
@@ -38,10 +39,9 @@ def registered(model: str, groups: dict[str, list], k: int) -> dict[str, int]:
     for geometry, items in groups.items():
         feats = [(det.detectAndCompute(a, None), det.detectAndCompute(b, None))
                  for _, a, b, _ in tqdm(items, desc=f"{Path(model).name} {geometry}", leave=False)]
-        for cam in sorted({name.split("/")[0] for name, *_ in items}):
-            idx = [i for i, (name, *_) in enumerate(items) if name.split("/")[0] == cam]
-            m = validation_metrics([items[i] for i in idx], [feats[i] for i in idx])
-            counts[f"{geometry}/{cam}"] = int(round(m["val_reg10"] * len(idx)))
+        metrics = camera_metrics(items, feats, geometry)
+        for cam, n in sorted(Counter(camera_of(name) for name, *_ in items).items()):
+            counts[f"{geometry}/{cam}"] = int(round(metrics[f"{geometry}_{cam}_reg10"] * n))
     return counts
 
 
@@ -76,7 +76,7 @@ def main() -> int:
     models = [args.reference] + [m for m in args.models.split(",") if m]
     counts = {m: registered(m, groups, args.k) for m in models}
     keys = list(counts[args.reference])
-    totals = {key: sum(1 for name, *_ in groups[key.split("/")[0]] if name.split("/")[0] == key.split("/")[1])
+    totals = {key: sum(1 for name, *_ in groups[key.split("/")[0]] if camera_of(name) == key.split("/")[1])
               for key in keys}
     lines = ["| model | " + " | ".join(f"{k} (of {totals[k]})" for k in keys) + " | total | rule |",
              "|---" * (len(keys) + 3) + "|"]

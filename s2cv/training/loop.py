@@ -124,10 +124,22 @@ def validate(net: torch.nn.Module, items: list, device: str, k: int = 1024, hard
         if group:
             feats = [(det.detectAndCompute(a, None), det.detectAndCompute(b, None)) for _, a, b, _ in group]
             out.update(validation_metrics(group, feats, prefix))
-            cameras = sorted({name.split("/")[0] for name, *_ in group})
-            for cam in cameras if len(cameras) > 1 else ():
-                idx = [i for i, (name, *_) in enumerate(group) if name.split("/")[0] == cam]
-                out.update(validation_metrics([group[i] for i in idx], [feats[i] for i in idx], f"{prefix}_{cam}"))
+            if len({camera_of(name) for name, *_ in group}) > 1:
+                out.update(camera_metrics(group, feats, prefix))
+    return out
+
+
+def camera_of(name: str) -> str:
+    """The camera of a validation item named ``camera/pair`` (``validation_set``)."""
+    return name.split("/")[0]
+
+
+def camera_metrics(items: list, features: list, prefix: str = "val") -> dict[str, float]:
+    """``validation_metrics`` of each camera's items apart, keyed ``{prefix}_{camera}_ncm``..."""
+    out = {}
+    for cam in sorted({camera_of(name) for name, *_ in items}):
+        idx = [i for i, (name, *_) in enumerate(items) if camera_of(name) == cam]
+        out.update(validation_metrics([items[i] for i in idx], [features[i] for i in idx], f"{prefix}_{cam}"))
     return out
 
 
