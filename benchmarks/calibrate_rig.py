@@ -80,7 +80,7 @@ def _error(H_file: Path) -> float:
 def _register(rig: Path, name: str, out: Path, model: str, refine: bool) -> tuple[float, float]:
     """``s2cv register`` on one frame pair: (corner error, ms without model loading)."""
     register_cli.main([str(rig / "vis" / f"{name}.png"), str(rig / "ir" / f"{name}.png"), "-o", str(out), "--model", model,
-              *(["--refine"] if refine else [])])
+              *_flags("register", refine)])
     t = json.loads((out / "summary.json").read_text())["timings_ms"]
     return _error(out / "H.txt"), t["total"] - t.get("load", 0.0)
 
@@ -88,12 +88,19 @@ def _register(rig: Path, name: str, out: Path, model: str, refine: bool) -> tupl
 def _calibrate(rig: Path, names: list[str], out: Path, model: str, refine: bool) -> tuple[float, float]:
     """``s2cv calibrate`` on the folders of a subset: (corner error, ms per frame pair)."""
     vis, ir = _subset(rig, names, out / "frames")
-    calibrate_cli.main([str(vis), str(ir), "-o", str(out), "--model", model, *(["--refine"] if refine else [])])
+    calibrate_cli.main([str(vis), str(ir), "-o", str(out), "--model", model, *_flags("calibrate", refine)])
     return _error(out / "H.txt"), json.loads((out / "summary.json").read_text())["ms_per_frame"]
 
 
+def _flags(command: str, refine: bool) -> list[str]:
+    """The refinement's flag: ``register`` refines on ``--refine``, ``calibrate`` unless ``--no-refine``."""
+    if command == "register":
+        return ["--refine"] if refine else []
+    return [] if refine else ["--no-refine"]
+
+
 def _tag(command: str, refine: bool) -> str:
-    return f"s2cv {command}{' --refine' if refine else ''}"
+    return " ".join(["s2cv", command, *_flags(command, refine)])
 
 
 def accuracy(rig: Path, names: list[str], out: Path, ns: list[int], draws: int, model: str) -> list[dict]:
@@ -131,7 +138,7 @@ def cost(rig: Path, names: list[str], out: Path, model: str, rounds: int) -> lis
         reg_ms, cal_ms = np.median(np.array(per_round), axis=0)
         rows.append({"refine": refine, "frames": len(names), "rounds": rounds, "register_ms": float(reg_ms),
                      "calibrate_ms": float(cal_ms)})
-        print(f"cost per frame pair{' (--refine)' if refine else ''}: register {reg_ms:.0f} ms, "
+        print(f"cost per frame pair{' (refined)' if refine else ''}: register {reg_ms:.0f} ms, "
               f"calibrate {cal_ms:.0f} ms ({cal_ms / reg_ms:.2f}x)", flush=True)
     return rows
 
@@ -159,7 +166,7 @@ def tables(rows: list[dict], costs: list[dict]) -> str:
     lines += ["", "| per frame pair | `s2cv register` (each pair) ms | `s2cv calibrate` (all at once) ms | ratio |",
               "|---|---|---|---|"]
     for c in costs:
-        lines.append(f"| {c['frames']} frames{', --refine' if c['refine'] else ''} (median of {c['rounds']} rounds) | "
+        lines.append(f"| {c['frames']} frames{', refined' if c['refine'] else ''} (median of {c['rounds']} rounds) | "
                      f"{c['register_ms']:.0f} | {c['calibrate_ms']:.0f} | {c['calibrate_ms'] / c['register_ms']:.2f} |")
     return "\n".join(lines)
 
@@ -172,16 +179,16 @@ def plot(rows: list[dict], path: Path) -> None:
     FigureCanvasAgg(fig)
     ax = fig.add_subplot()
     for refine, colour in ((False, "tab:blue"), (True, "tab:orange")):
-        cal_rows = [r for r in rows if r["method"] == f"s2cv calibrate{' --refine' if refine else ''}"]
+        cal_rows = [r for r in rows if r["method"] == _tag("calibrate", refine)]
         xs = [r["n"] for r in cal_rows]
         ax.plot(xs, [_stats(r["errors"])[0] for r in cal_rows], "o-", color=colour,
-                label=f"calibrate{' --refine' if refine else ''} (mean)")
+                label=f"{_tag('calibrate', refine)[5:]} (mean)")
         for r in cal_rows:
             e = np.asarray(r["errors"])
             ax.plot(np.full(np.isfinite(e).sum(), r["n"]), e[np.isfinite(e)], ".", color=colour, alpha=0.4)
-        single = next(r for r in rows if r["method"] == f"s2cv register{' --refine' if refine else ''}")
+        single = next(r for r in rows if r["method"] == _tag("register", refine))
         ax.axhline(_stats(single["errors"])[0], color=colour, ls=":",
-                   label=f"register{' --refine' if refine else ''}, single pairs (mean)")
+                   label=f"{_tag('register', refine)[5:]}, single pairs (mean)")
     ax.axhline(2.0, color="0.4", lw=0.8, label="target 2 px")
     ax.set_xscale("log")
     ax.set_yscale("log")

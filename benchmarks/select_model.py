@@ -31,18 +31,30 @@ from s2cv.training.augment import GEOMETRIES
 from s2cv.training.loop import camera_metrics, camera_of, source_of, validation_set
 
 
-def registered(model: str, groups: dict[str, list], k: int) -> dict[str, int]:
-    """Pairs within 10 px per 'geometry/camera' for one model."""
+def validation_groups(sources: list, held: list, n: int, seed: int) -> dict[str, list]:
+    """The validation items of every camera under the paper's and the hard homography range."""
+    return {"paper": validation_set(sources, n, seed, held_out=held),
+            "hard": validation_set(sources, n, seed, GEOMETRIES["hard"], held)}
+
+
+def measure(model: str, groups: dict[str, list], k: int) -> dict[str, dict[str, float]]:
+    """Per 'geometry/camera': pairs registered within 10 px and mean mutual-NN correct matches."""
     net, _ = load_model(model)
     det = S2NetFeature2D(net, backend="torch", nfeatures=k)
-    counts = {}
+    out = {}
     for geometry, items in groups.items():
         feats = [(det.detectAndCompute(a, None), det.detectAndCompute(b, None))
                  for _, a, b, _ in tqdm(items, desc=f"{Path(model).name} {geometry}", leave=False)]
         metrics = camera_metrics(items, feats, geometry)
         for cam, n in sorted(Counter(camera_of(name) for name, *_ in items).items()):
-            counts[f"{geometry}/{cam}"] = int(round(metrics[f"{geometry}_{cam}_reg10"] * n))
-    return counts
+            out[f"{geometry}/{cam}"] = {"reg10": int(round(metrics[f"{geometry}_{cam}_reg10"] * n)),
+                                        "ncm": metrics[f"{geometry}_{cam}_ncm"]}
+    return out
+
+
+def registered(model: str, groups: dict[str, list], k: int) -> dict[str, int]:
+    """Pairs within 10 px per 'geometry/camera' for one model."""
+    return {key: int(v["reg10"]) for key, v in measure(model, groups, k).items()}
 
 
 def verdict(candidate: dict[str, int], reference: dict[str, int], slack: int) -> tuple[bool, str]:
@@ -71,8 +83,7 @@ def main() -> int:
     torch.set_num_threads(1)
     sources = [source_of(d, "roadscene") for d in args.data]
     held = [source_of(d, "folder") for d in args.val_data]
-    groups = {"paper": validation_set(sources, args.val_pairs, args.seed, held_out=held),
-              "hard": validation_set(sources, args.val_pairs, args.seed, GEOMETRIES["hard"], held)}
+    groups = validation_groups(sources, held, args.val_pairs, args.seed)
     models = [args.reference] + [m for m in args.models.split(",") if m]
     counts = {m: registered(m, groups, args.k) for m in models}
     keys = list(counts[args.reference])

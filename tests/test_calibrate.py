@@ -125,14 +125,18 @@ def test_pooling_beats_the_single_pairs_on_the_bundled_thermal_pair(tmp_path):
     dirs = write_folders(tmp_path, frames)
     det = s2cv.S2Net_create()
     single = [error(reg.register(vis, ir, det).H, vis.shape[:2]) for vis, ir in frames]
-    pooled = cal.calibrate(*dirs, det)
+    pooled = cal.calibrate(*dirs, det, refine=False)
     assert pooled.success, pooled.message
+    assert not pooled.refined_on
     assert error(pooled.H, pooled.vis_shape) < min(3.0, np.mean(single)), (error(pooled.H, pooled.vis_shape), single)
     refined = cal.calibrate(*dirs, det, refine=True, refine_frames=2)  # the two with the most inliers
     best = sorted(pooled.frames, key=lambda f: -f.inliers)[:2]
     assert refined.success and sorted(refined.refined_on) == sorted(f.name for f in best)
     assert "refine" in refined.timings and not np.array_equal(refined.H, pooled.H)
     assert error(refined.H, refined.vis_shape) < 3.0
+    default = cal.calibrate(*dirs, det)  # refine="auto": an s2cv detector is refined on every agreeing frame
+    assert default.success and sorted(default.refined_on) == sorted(f.name for f in pooled.frames if not f.flags)
+    assert error(default.H, default.vis_shape) < 3.0
 
 
 def test_flags_a_frame_that_disagrees(tmp_path, sift):
@@ -175,6 +179,7 @@ def test_cli_writes_all_outputs(rig_dirs, tmp_path, capsys):
     assert error(H, FRAME) < 0.3
     summary = json.loads((out / "summary.json").read_text())
     assert summary["success"] and summary["frames_used"] == 4 and summary["model"] == "sift"
+    assert summary["refine"] is False  # auto: OpenCV's detectors have no dense maps to refine on
     assert summary["verdict"]["plausible"] and not summary["implausible_accepted"]
     assert len(summary["per_frame"]) == 4 and summary["skipped_count"] == 0
     assert {"matches", "inliers", "own_inliers", "median_residual_px", "flags"} <= set(summary["per_frame"][0])

@@ -33,7 +33,7 @@ def add_detector_arguments(p: argparse.ArgumentParser) -> None:
                    help="device of the torch, ONNX Runtime and TensorRT backends: auto, cpu, cuda, cuda:N (default: auto)")
 
 
-def add_matching_arguments(p: argparse.ArgumentParser) -> None:
+def add_matching_arguments(p: argparse.ArgumentParser, refine_default: bool = False) -> None:
     """The matching, fitting and view options of ``register`` and ``calibrate`` (``calibrate`` pools
     its frames' matches into one fit): --matcher, --ransac-threshold, --min-inliers, --refine,
     --accept-implausible, --scale, --fov, --rotation."""
@@ -45,8 +45,13 @@ def add_matching_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--ransac-threshold", type=float, default=3.0, help="inlier threshold, px (default: 3)")
     p.add_argument("--min-inliers", type=int, default=12,
                    help="fewer inliers (calibrate: pooled over the frames) = failure (default: 12)")
-    p.add_argument("--refine", action="store_true",
-                   help="polish the homography on the dense descriptor maps (s2cv models; slower: docs/results.md)")
+    if refine_default:  # calibrate: on unless --no-refine (s2cv models; OpenCV's detectors have no dense maps)
+        p.add_argument("--refine", action=argparse.BooleanOptionalAction, default=None,
+                       help="polish the pooled homography on the dense descriptor maps (default: on for s2cv "
+                            "models; --no-refine is about 4x faster and less accurate: docs/results.md)")
+    else:
+        p.add_argument("--refine", action="store_true",
+                       help="polish the homography on the dense descriptor maps (s2cv models; slower: docs/results.md)")
     p.add_argument("--accept-implausible", action="store_true",
                    help="keep a fit the plausibility verdict refuses (labelled IMPLAUSIBLE in the output, H.txt "
                         "and summary.json)")

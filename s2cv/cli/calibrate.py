@@ -3,7 +3,7 @@
 
 Also ``python -m s2cv calibrate`` and ``python -m s2cv.calibrate``::
 
-    s2cv calibrate VIS IR -o OUT [--model NAME|PATH|sift] [--nfeatures N] [--refine]
+    s2cv calibrate VIS IR -o OUT [--model NAME|PATH|sift] [--nfeatures N] [--no-refine]
                    [--max-frames N] [--step S] [--ransac-threshold T] [--min-inliers N]
                    [--accept-implausible]
 
@@ -41,7 +41,7 @@ def build_parser(prog: str = "s2cv calibrate") -> argparse.ArgumentParser:
     p.add_argument("ir", help="IR frames: a folder of images with the same names, or a video file")
     p.add_argument("-o", "--output", "--out", required=True, help="output folder (created if missing)")
     add_detector_arguments(p)  # --model, --nfeatures, --backend, --device
-    add_matching_arguments(p)  # --matcher, --ransac-threshold, --min-inliers, --refine, --scale, ...
+    add_matching_arguments(p, refine_default=True)  # --matcher, --ransac-threshold, --min-inliers, --refine, --scale, ...
     p.add_argument("--max-frames", type=int, help="use at most this many frame pairs")
     p.add_argument("--step", type=int, default=1, help="use every STEP-th frame pair (default: 1)")
     p.add_argument("--refine-frames", type=int, default=16,
@@ -61,10 +61,10 @@ def main(argv: Sequence[str] | None = None, prog: str = "s2cv calibrate") -> int
         detector = make_detector(model, args.nfeatures, args.backend, args.device)
         result = calibrate(args.vis, args.ir, detector, matcher=matcher, ransac_threshold=args.ransac_threshold,
                            min_inliers=args.min_inliers, max_frames=args.max_frames, step=args.step,
-                           refine=args.refine, refine_frames=args.refine_frames,
+                           refine="auto" if args.refine is None else args.refine, refine_frames=args.refine_frames,
                            accept_implausible=args.accept_implausible, scale=_scale_argument(args.scale),
                            fov=tuple(args.fov) if args.fov else None, rotation=args.rotation)
-        write_calibration(result, out_dir, {"model": args.model, "nfeatures": args.nfeatures, "refine": args.refine,
+        write_calibration(result, out_dir, {"model": args.model, "nfeatures": args.nfeatures, "refine": bool(result.refined_on),
                                             "step": args.step, "max_frames": args.max_frames,
                                             "accept_implausible": args.accept_implausible})
     except (OSError, ValueError, TypeError, RegistrationError, RuntimeError) as exc:
