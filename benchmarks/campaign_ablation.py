@@ -2,11 +2,12 @@
 
 Every arm fine-tunes the same start (``--init``) with the campaign's recipe for the same number of
 steps and the same seed (same crops, same homographies); arms differ only in ``--pseudo`` (no
-family, all, or one family alone) or in the unpaired SSL folders (all, without HIT-UAV, without
+family, all, one family alone, or any list given by ``--extra-arm``) or in the unpaired SSL folders (all, without HIT-UAV, without
 METU, without either). Each arm's final checkpoint (``last.pt``: equal steps, no selection) is
 then measured like ``select_model.py``: validation pairs of the training cameras and every LLVIP
 pair (never trained on), warped by fixed homographies of the paper and the hard range, at K
-keypoints; per camera the pairs registered within 10 px and the mean mutual-NN correct matches.
+keypoints; per camera the pairs registered within 10 px and the mean mutual-NN correct matches
+(``OUT/ablation.{json,md,png}``; the plot shows the held-out camera's matches per arm).
 Training runs resume (``--resume``), so the script can be stopped and restarted.
 
     D=../shared/data
@@ -74,9 +75,12 @@ def main() -> int:
     p.add_argument("--seed", type=int, default=3)
     p.add_argument("--k", type=int, default=4096)
     p.add_argument("--arms", default="", help="comma list of arm names (default: all)")
+    p.add_argument("--extra-arm", action="append", default=[], metavar="NAME=FAMILIES",
+                   help="one more arm: --pseudo FAMILIES with every unpaired source (e.g. sel3=optics,temperature,tone)")
     args = p.parse_args()
     torch.set_num_threads(1)
-    chosen = {k: v for k, v in arms().items() if not args.arms or k in args.arms.split(",")}
+    extra = {name: (spec, list(UNPAIRED)) for name, _, spec in (a.partition("=") for a in args.extra_arm)}
+    chosen = {k: v for k, v in {**arms(), **extra}.items() if not args.arms or k in args.arms.split(",")}
     checkpoints = {name: train_arm(name, *spec, args) for name, spec in chosen.items()}
     d = args.data_root
     groups = validation_groups([("roadscene", d / "roadscene"), ("visnir", d / "visnir")],
@@ -89,14 +93,38 @@ def main() -> int:
             results_path.write_text(json.dumps(results, indent=1))
     keys = list(results["start"])
     lines = ["| arm | " + " | ".join(f"{k} reg10 / NCM" for k in keys) + " | total reg10 |", "|---" * (len(keys) + 2) + "|"]
-    for name in ["start", *checkpoints]:
-        r = results[name]
+    for name, r in results.items():  # every arm measured into OUT so far, in the order measured
         lines.append(f"| {name} | " + " | ".join(f"{r[k]['reg10']} / {r[k]['ncm']:.1f}" for k in keys)
                      + f" | {sum(r[k]['reg10'] for k in keys)} |")
     table = "\n".join(lines)
     (args.out / "ablation.md").write_text(f"Pairs within 10 px / mean NCM at K = {args.k}, {args.steps} steps per arm\n\n{table}\n")
     print(table)
+    plot(results, "llvip", args.out / "ablation.png")
     return 0
+
+
+def plot(results: dict[str, dict], camera: str, path: Path) -> None:
+    """Held-out camera NCM per arm, paper and hard range, with the no-family arm as the line to beat."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    names = list(results)
+    fig = Figure(figsize=(7, 0.35 * len(names) + 1.2), dpi=100)
+    FigureCanvasAgg(fig)
+    ax = fig.add_subplot()
+    y = range(len(names))
+    for k, (geometry, colour) in enumerate((("paper", "tab:blue"), ("hard", "tab:orange"))):
+        values = [results[n][f"{geometry}/{camera}"]["ncm"] for n in names]
+        ax.barh([i + 0.2 * (1 - 2 * k) for i in y], values, height=0.4, color=colour, label=f"{geometry} range")
+        if "none" in results:
+            ax.axvline(results["none"][f"{geometry}/{camera}"]["ncm"], color=colour, ls=":", lw=1)
+    ax.set_yticks(list(y), names)
+    ax.invert_yaxis()
+    ax.set_xlabel(f"mean correct mutual-NN matches on {camera} (held out), K = 4096")
+    ax.legend(fontsize=8)
+    ax.grid(axis="x", alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(str(path))
 
 
 if __name__ == "__main__":
