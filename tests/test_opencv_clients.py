@@ -98,8 +98,14 @@ TAKES_MATCHER = {"slam.VisualOdometry.create", "xfeatures2d.BOWImgDescriptorExtr
                  "detail.LightGlueFeaturesMatcher"}
 # Where the native detector (a genuine cv2.XFeat) must work. Elsewhere OpenCV itself may stop with a
 # cv2.error: computeImageFeatures computes descriptors at keypoints found before ("XFeat does not support
-# providing keypoints externally"); AffineFeature feeds warped, masked images its dnn graph refuses.
-NATIVE_WORKS = {"detail.computeImageFeatures2", "slam.VisualOdometry.create"}
+# providing keypoints externally").
+NATIVE_WORKS = {"detail.computeImageFeatures2", "slam.VisualOdometry.create", "AffineFeature.create"}
+# Entry points that call their backend from several threads at once (AffineFeature: one call per tilt in
+# a parallel_for_). cv::XFeat's dnn network is not safe for that: a plain cv2.XFeat_create(onnx) inside
+# AffineFeature ends in a cv2.error, a segfault or an abort, differently on every run (OpenCV 5.1: 6 of
+# 30 runs killed by a signal, none with cv2.setNumThreads(1); docs/opencv_clients.md). The native
+# detector runs them as a user must: with OpenCV's threads set to 1.
+NATIVE_SERIAL = {"AffineFeature.create"}
 
 
 def lookup(dotted: str):
@@ -125,6 +131,8 @@ def run_check(name: str, detector: str, matcher: str) -> subprocess.CompletedPro
     code = PRELUDE.format(vis=str(PACKAGE / "samples" / "roadscene_vis.png"),
                           detector=DETECTORS.get(detector, SIFT if detector == "SIFT" else detector),
                           matcher=MATCHERS.get(matcher, BF if matcher == "BF" else matcher))
+    if detector == "native" and name in NATIVE_SERIAL:
+        code += "cv2.setNumThreads(1)\n"
     code += CHECKS[name][1] + "\nassert 'torch' not in sys.modules, 'torch was imported'\n"
     env = {**os.environ, "OMP_NUM_THREADS": "1", "OMP_WAIT_POLICY": "PASSIVE", "PYTHONFAULTHANDLER": ""}
     return subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True,

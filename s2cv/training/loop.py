@@ -406,6 +406,7 @@ def train(args: argparse.Namespace) -> Path:
             log.validation(step, val, trainer.checkpoint(out, meta, val, keep=args.keep_checkpoints))
     if log is not None:
         log.close()
-    if process.world > 1:
+    if process.world > 1:  # rank 0 may still be validating: tearing gloo down under it aborts the process
+        dist.barrier()
         dist.destroy_process_group()
     return out / "best.pt"
