@@ -178,9 +178,26 @@ def _then(first: Fit, second: Callable[[np.ndarray, np.ndarray, np.ndarray, np.n
     return fit
 
 
+def local_optimise(H: np.ndarray, src: np.ndarray, dst: np.ndarray, threshold: float, tight: float,
+                   rounds: int = 3) -> tuple[np.ndarray, np.ndarray]:
+    """A second, tighter fit: ``H`` (src -> dst) refitted by least squares on the matches within
+    ``tight`` px of the current model, ``rounds`` times; returns the model and its inlier mask at
+    ``threshold``, the input model unchanged when fewer than MIN_INLIERS matches lie that close.
+    (Measured here and not adopted: ``register`` does not use it.)"""
+    best = np.asarray(H, np.float64)
+    for _ in range(rounds):
+        close = match_errors(src, dst, best) <= tight
+        if close.sum() < MIN_INLIERS:
+            break
+        refit, _ = cv2.findHomography(src[close].astype(np.float64), dst[close].astype(np.float64), 0)
+        if refit is None or not np.isfinite(refit).all() or abs(np.linalg.det(refit)) < 1e-8:
+            break
+        best = refit / refit[2, 2]
+    return best, match_errors(src, dst, best) <= threshold
+
+
 def tighten_options() -> dict[str, Fit]:
     """The fit options compared (coarse MAGSAC 3 px, then a second, tighter fit or not)."""
-    from s2cv.registration import tighten  # the module register uses, when it exists
 
     def ls_all(H, inl, src, dst):
         H2, _ = cv2.findHomography(src[inl].astype(np.float64), dst[inl].astype(np.float64), 0)
@@ -188,7 +205,7 @@ def tighten_options() -> dict[str, Fit]:
 
     def lo(t2: float, rounds: int = 3):
         def second(H, inl, src, dst):
-            return tighten.local_optimise(H, src, dst, THRESHOLD, t2, rounds)
+            return local_optimise(H, src, dst, THRESHOLD, t2, rounds)
         return second
 
     def magsac_on_inliers(t2: float):
