@@ -215,7 +215,18 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--no-rescale", action="store_true",
                    help="without matching again at an accepted scale-1 fit's own scale (search.RESCALE_MIN): "
                         "what it adds, for the record")
+    p.add_argument("--search-split", type=float, default=None,
+                   help="every searched view (stage 2 on) at this split, 0 = the finer image shrunk, 1 = the coarser "
+                        "enlarged, 0.5 = both meet halfway: what the search's choice of split does, for the record")
     args = p.parse_args(argv)
+    if args.search_split is not None:
+        plain_stages, split = search.stages, args.search_split
+
+        def stages(hint: float | None, rotation: str) -> list[list[search.View]]:
+            plan = plain_stages(hint, rotation)
+            return [plan[0]] + [[search.View(v.ratio, v.rotation, split if abs(v.ratio - 1.0) > 1e-9 else 0.0)
+                                 for v in stage] for stage in plan[1:]]
+        search.stages = stages
     if args.no_rescale:
         search.RESCALE_MIN = math.inf
     if args.no_fine:
