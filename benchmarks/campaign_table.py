@@ -13,11 +13,13 @@ import argparse
 import json
 from pathlib import Path
 
+from s2cv.evaluation.plots import logged_cameras
+
 
 def table(rows: list[dict], every: int = 1) -> str:
-    cams = sorted({k[len("val_"):-len("_reg10")] for k in rows[0] if k.startswith("val_") and k.endswith("_reg10")
-                   and not k.startswith("val_hard_") and k != "val_reg10"})
-    hard = [c for c in cams if f"val_hard_{c}_reg10" in rows[0]]
+    logged = logged_cameras(rows[0])
+    cams = [c for c in logged if not c.startswith("hard_")]
+    hard = [c for c in cams if f"hard_{c}" in logged]
     head = (["step"] + [f"{c} ≤10 px" for c in cams] + [f"hard {c} ≤10 px" for c in hard]
             + [f"{c} NCM" for c in cams] + ["NCM (all)"])
     lines = ["| " + " | ".join(head) + " |", "|---" * len(head) + "|"]

@@ -39,6 +39,12 @@ def plot_mma(
     fig.savefig(str(path))
 
 
+def logged_cameras(validation: dict) -> list[str]:
+    """The cameras of one ``val_log.jsonl`` line (``val_<camera>_reg10``), hard-range ones as ``hard_<camera>``."""
+    return sorted({k[len("val_"):-len("_reg10")] for k in validation if k.startswith("val_") and k.endswith("_reg10")
+                   and k not in ("val_reg10", "val_hard_reg10")})
+
+
 def plot_training(run_dir: str | Path, path: str | Path | None = None, smooth: int = 100) -> Path:
     """PNG of a training run: loss per branch (running mean over ``smooth`` steps), learning rate
     and validation NCM, from the run's ``train_log.csv`` and ``val_log.jsonl``; with per-camera
@@ -55,8 +61,7 @@ def plot_training(run_dir: str | Path, path: str | Path | None = None, smooth: i
         rows = list(csv.DictReader(f))
     val_file = run / "val_log.jsonl"
     val = [json.loads(line) for line in val_file.read_text().splitlines() if line.strip()] if val_file.is_file() else []
-    cameras = sorted({k[4:-6] for k in (val[0] if val else {}) if k.startswith("val_") and k.endswith("_reg10")
-                       and k not in ("val_reg10", "val_hard_reg10")})
+    cameras = logged_cameras(val[0]) if val else []
     panels = 3 if cameras else 2
     fig = Figure(figsize=(5 * panels, 3.6), dpi=100)
     FigureCanvasAgg(fig)
