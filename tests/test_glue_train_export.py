@@ -15,9 +15,10 @@ from s2cv.cli.train_glue import main as train_glue_main  # noqa: E402
 from s2cv.deploy.export_glue import export_glue  # noqa: E402
 from s2cv.feature.glue import S2Glue_create, read_glue_metadata  # noqa: E402
 from s2cv.models.glue import GlueConfig, GlueMatcher  # noqa: E402
+from s2cv.models.checkpoint import load_model  # noqa: E402
 from s2cv.models.glue_checkpoint import load_glue, save_glue  # noqa: E402
 from s2cv.training.glue_data import GluePair, ground_truth  # noqa: E402
-from s2cv.training.glue_loop import assignment_nll  # noqa: E402
+from s2cv.training.glue_loop import JointDescriptors, assignment_nll  # noqa: E402
 
 
 def test_ground_truth_from_reprojection():
@@ -55,6 +56,38 @@ def test_train_glue_runs_resumes_and_logs(tmp_path):
     assert train_glue_main([*args[:-5], "--steps", "3", "-o", str(out), "-q", "--resume"]) == 0
     assert list(csv.DictReader(open(out / "log.csv")))[-1]["step"] == "3"
     assert train_glue_main(["--data", f"folder={data}", "--init", "lighterglue", "-o", str(out / "x"), "-q"]) == 2
+
+
+def test_joint_descriptors_are_the_runtime_descriptors_and_carry_gradients():
+    """Joint training re-samples descriptors in torch; they must be what the shipped detector gives
+    at the same keypoints (else the matcher learns on features it never sees), and differentiable."""
+    from s2cv.feature.image import synthetic_image
+
+    net, _ = load_model("s2xfeat")
+    joint = JointDescriptors(net)
+    img = synthetic_image(240, 320, seed=3)            # 240 is not a multiple of 32: padding matters
+    kp, desc = joint.detector(256).detectAndCompute(img, None)
+    xy = np.array([k.pt for k in kp], np.float32)
+    mine = joint(img, xy)
+    np.testing.assert_allclose(mine[0].detach().numpy(), desc, atol=2e-4)
+    mine.sum().backward()
+    assert net.fusion[-1].weight.grad is not None and net.fusion[-1].weight.grad.abs().sum() > 0
+
+
+def test_joint_training_writes_the_detector_the_matcher_names(tmp_path):
+    data = make_folder(tmp_path / "pairs", n=12, size=160)
+    out = tmp_path / "joint"
+    before = load_model("s2xfeat")[0].state_dict()
+    args = ["--data", f"folder={data}", "--val", f"folder={data}", "--init", "scratch", "--nfeatures", "64",
+            "--steps", "2", "--val-every", "2", "--joint-lr", "1e-3", "-o", str(out), "-q"]
+    assert train_glue_main(args) == 0
+    _, meta = load_glue(out / "best.pt")
+    assert meta["det_model"] == str(out / "detector_best.pt")
+    tuned, _ = load_model(out / "detector_last.pt")
+    changed = [k for k, v in tuned.state_dict().items() if v.is_floating_point() and not torch.equal(v, before[k])]
+    assert changed, "joint training left the detector untouched"
+    assert train_glue_main([*args[:-3], "--steps", "3", "-o", str(out), "-q", "--resume"]) == 0
+    assert train_glue_main([*args[:-5], "--joint-lr", "-1", "-o", str(out / "x"), "-q"]) == 2
 
 
 def test_export_cli_writes_a_graph_both_runtimes_load(tmp_path, capsys):

@@ -1,5 +1,5 @@
 """``s2cv train-glue`` / ``python -m s2cv.train_glue``: S2 training of the S2Glue matcher
-(``s2cv.training.glue_loop``) on a frozen detector's features.
+(``s2cv.training.glue_loop``) on a detector's features (frozen, or fine-tuned jointly: ``--joint-lr``).
 
     s2cv train-glue --det-model s2xfeat --lighterglue /d/pretrained/xfeat-lighterglue.pt \\
         --data roadscene=/d/roadscene --data visnir=/d/visnir \\
@@ -38,7 +38,7 @@ def build_parser(prog: str = "s2cv train-glue") -> argparse.ArgumentParser:
     d = GlueTrainConfig()
     p = argparse.ArgumentParser(prog=prog, description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument("--det-model", default=d.det_model, help="the frozen detector (S2Net_create(model=...))")
+    p.add_argument("--det-model", default=d.det_model, help="the detector whose features the matcher learns (S2Net_create(model=...))")
     p.add_argument("--nfeatures", type=int, default=d.nfeatures, help="keypoints per 320x240 training crop")
     p.add_argument("--init", default=d.init, help="lighterglue, scratch, or a glue checkpoint")
     p.add_argument("--lighterglue", default="", help="path of XFeat's xfeat-lighterglue.pt (for --init lighterglue)")
@@ -52,6 +52,8 @@ def build_parser(prog: str = "s2cv train-glue") -> argparse.ArgumentParser:
     p.add_argument("--ssl-weight", type=float, default=d.ssl_weight, help="lambda")
     p.add_argument("--steps", type=int, default=d.steps)
     p.add_argument("--lr", type=float, default=d.lr)
+    p.add_argument("--joint-lr", type=float, default=d.joint_lr,
+                   help="> 0: fine-tune the detector's network jointly at this lr (saved as detector_*.pt); 0: frozen")
     p.add_argument("--geometry", choices=sorted(GEOMETRIES), default=d.geometry)
     p.add_argument("--val-every", type=int, default=d.val_every)
     p.add_argument("--max-minutes", type=float, default=d.max_minutes, help="stop after this long (0: no limit)")
@@ -64,12 +66,12 @@ def build_parser(prog: str = "s2cv train-glue") -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None, prog: str = "s2cv train-glue") -> int:
     args = build_parser(prog).parse_args(argv)
-    if args.ssl_weight < 0 or args.steps < 1:
-        print("error: --ssl-weight must be >= 0 and --steps >= 1", file=sys.stderr)
+    if args.ssl_weight < 0 or args.steps < 1 or args.joint_lr < 0:
+        print("error: --ssl-weight and --joint-lr must be >= 0 and --steps >= 1", file=sys.stderr)
         return 2
     cfg = GlueTrainConfig(det_model=args.det_model, nfeatures=args.nfeatures, init=args.init,
                           lighterglue_path=args.lighterglue, ssl_weight=args.ssl_weight, steps=args.steps, lr=args.lr,
-                          geometry=args.geometry, val_every=args.val_every, max_minutes=args.max_minutes,
+                          joint_lr=args.joint_lr, geometry=args.geometry, val_every=args.val_every, max_minutes=args.max_minutes,
                           seed=args.seed, data=list(args.data),
                           val_data=[(k, p, "val") for k, p in args.val] + [(k, p, "all") for k, p in args.val_camera],
                           ssl_vis=[p for m, p in args.ssl_data if m == "vis"],

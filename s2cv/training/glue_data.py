@@ -43,6 +43,7 @@ class GluePair:
     matches: np.ndarray       # (L, 2) GT pairs (i, j)
     unmatched0: np.ndarray    # rows that go to the dustbin
     unmatched1: np.ndarray    # columns that go to the dustbin
+    images: tuple[np.ndarray, np.ndarray] | None = None  # the uint8 views the detector saw (joint training)
 
 
 def ground_truth(kpts0: np.ndarray, kpts1: np.ndarray, H: np.ndarray, size1: tuple[int, int],
@@ -113,17 +114,18 @@ class GluePairSampler:
         self.rng = np.random.default_rng(seed)
 
     def _features(self, img: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        kp, desc = self.detector.detectAndCompute(np.clip(img * 255, 0, 255).astype(np.uint8), None)
+        kp, desc = self.detector.detectAndCompute(img, None)
         if desc is None or len(kp) == 0:
             return np.zeros((0, 2), np.float32), np.zeros((0, self.detector.descriptorSize()), np.float32)
         return cv2.KeyPoint_convert(kp).reshape(-1, 2), desc.astype(np.float32)
 
     def _pair(self, kind: str, a: np.ndarray, b: np.ndarray, H: np.ndarray) -> GluePair:
+        a, b = (np.clip(v * 255, 0, 255).astype(np.uint8) for v in (a, b))
         k0, d0 = self._features(a)
         k1, d1 = self._features(b)
         size = (a.shape[1], a.shape[0])
         matches, u0, u1 = ground_truth(k0, k1, H, size)
-        return GluePair(kind, k0, k1, d0, d1, size, size, matches, u0, u1)
+        return GluePair(kind, k0, k1, d0, d1, size, size, matches, u0, u1, (a, b))
 
     def supervised(self) -> GluePair:
         pair = self.pairs[int(self.rng.integers(len(self.pairs)))]

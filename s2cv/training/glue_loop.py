@@ -3,8 +3,10 @@
 L_f for each pair is the matcher's own loss, LightGlue's: the negative log-likelihood of the
 ground-truth partial assignment (matched pairs, and unmatched points in the dustbin), averaged
 over every layer's assignment (so early layers learn to be right too, which pruning relies on).
-Features come from a frozen detector (``S2Net_create(model=det_model)``), computed per crop on the
-fly. Validation: held-out training pairs (``list_pairs(..., "val")``) under fixed "hard"
+Features come from the detector (``S2Net_create(model=det_model)``), computed per crop on the
+fly: frozen, or with ``joint_lr > 0`` fine-tuned jointly (keypoints from the current weights,
+descriptors re-sampled from its torch descriptor map so the matcher's loss reaches the network; the
+network is saved beside the matcher as ``detector_{last,best}.pt``). Validation: held-out training pairs (``list_pairs(..., "val")``) under fixed "hard"
 homographies, the share registered within 10 px with the matcher against mutual nearest neighbours
 on the same features: the number that decides whether a matcher ships.
 """
@@ -21,11 +23,14 @@ import numpy as np
 import torch
 
 from s2cv.evaluation.datasets import list_pairs
+from s2cv.feature.image import pad_to_multiple, to_gray_float
+from s2cv.models.checkpoint import load_model, save_checkpoint
 from s2cv.models.glue import GlueConfig, GlueMatcher, normalize_keypoints
 from s2cv.models.glue_checkpoint import load_glue, load_lighterglue, read_glue, save_glue
 from s2cv.registration.geometry import corner_error, mutual_nn_matches
 from s2cv.training.augment import GEOMETRIES, random_homography, warp
 from s2cv.training.glue_data import GluePair, GluePairSampler
+from s2cv.training.losses import sample
 
 
 @dataclass
@@ -37,6 +42,7 @@ class GlueTrainConfig:
     ssl_weight: float = 0.4               # lambda
     steps: int = 1000
     lr: float = 1e-4
+    joint_lr: float = 0.0                 # > 0: fine-tune the detector's network jointly at this lr
     balance: float = 0.5                  # weight of matched vs dustbin terms in the NLL
     geometry: str = "wide"
     val_every: int = 250
@@ -69,13 +75,44 @@ def assignment_nll(log_assignment: torch.Tensor, pair: GluePair, balance: float 
     return sum(w * t for w, t in terms) / total
 
 
-def pair_loss(net: GlueMatcher, pair: GluePair, balance: float) -> torch.Tensor | None:
-    """L_f of one pair, averaged over the layers; None when a view has no keypoints."""
+class JointDescriptors:
+    """Descriptors of a trainable detector network at given keypoints, differentiable.
+
+    Reproduces the runtime's path (``S2NetFeature2D.detectAndCompute``): the uint8 view to [0, 1],
+    padded bottom/right to the network's multiple, the L2-normalised descriptor map sampled
+    bilinearly at the keypoints (``losses.sample``: the runtime sampler's convention) and
+    L2-normalised again. The network stays in eval mode (BatchNorm statistics frozen: one
+    320x240 view per forward is no batch to estimate them from)."""
+
+    def __init__(self, net: torch.nn.Module) -> None:
+        self.net = net.eval()
+
+    def __call__(self, image: np.ndarray, kpts: np.ndarray) -> torch.Tensor:
+        x = pad_to_multiple(to_gray_float(image), int(self.net.pad_multiple))
+        maps = self.net(torch.from_numpy(x)[None, None])["descriptors"]
+        desc = sample(maps, torch.from_numpy(kpts)[None].float(), float(self.net.stride), x.shape)
+        return torch.nn.functional.normalize(desc, dim=-1)
+
+    def detector(self, nfeatures: int) -> Any:
+        """A runtime detector on the current weights (its torch backend folds a private copy)."""
+        from s2cv.feature.feature2d import S2Net_create
+
+        return S2Net_create(nfeatures, model=self.net, backend="torch")
+
+
+def pair_loss(net: GlueMatcher, pair: GluePair, balance: float, describe: JointDescriptors | None = None
+              ) -> torch.Tensor | None:
+    """L_f of one pair, averaged over the layers; None when a view has no keypoints. With
+    ``describe`` the descriptors come from the trainable detector (joint training)."""
     if len(pair.kpts0) < 2 or len(pair.kpts1) < 2:
         return None
+    if describe is not None and pair.images is not None:
+        desc0, desc1 = describe(pair.images[0], pair.kpts0), describe(pair.images[1], pair.kpts1)
+    else:
+        desc0, desc1 = torch.from_numpy(pair.desc0)[None], torch.from_numpy(pair.desc1)[None]
     out = net(normalize_keypoints(torch.from_numpy(pair.kpts0)[None], torch.tensor(pair.size0)),
               normalize_keypoints(torch.from_numpy(pair.kpts1)[None], torch.tensor(pair.size1)),
-              torch.from_numpy(pair.desc0)[None], torch.from_numpy(pair.desc1)[None])
+              desc0, desc1)
     layers = out["log_assignments"]
     return sum(assignment_nll(la, pair, balance) for la in layers) / len(layers)
 
@@ -175,23 +212,35 @@ def train_glue(cfg: GlueTrainConfig, out_dir: str | Path, resume: bool = False, 
     torch.manual_seed(cfg.seed)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    detector = S2Net_create(cfg.nfeatures, model=cfg.det_model)
-    val_detector = S2Net_create(1024, model=cfg.det_model)
+    resuming = resume and (out_dir / "last.pt").is_file()
+    joint = None
+    if cfg.joint_lr > 0:
+        det_net, det_meta = load_model(out_dir / "detector_last.pt" if resuming else cfg.det_model)
+        joint = JointDescriptors(det_net)
+        detector = joint.detector(cfg.nfeatures)
+    else:
+        detector = S2Net_create(cfg.nfeatures, model=cfg.det_model)
     sampler = GluePairSampler(detector, cfg.data, cfg.ssl_vis, cfg.ssl_ir, GEOMETRIES[cfg.geometry], seed=cfg.seed)
     step, best = 0, -1.0
-    if resume and (out_dir / "last.pt").is_file():
+    if resuming:
         ckpt = read_glue(out_dir / "last.pt")
         net, _ = load_glue(out_dir / "last.pt")
         step, best = int(ckpt.get("step", 0)), float(ckpt.get("best", -1.0))
         sampler.rng = np.random.default_rng(cfg.seed + step)
     else:
         net = initial_matcher(cfg, detector.descriptorSize())
-    optimizer = torch.optim.Adam(net.parameters(), lr=cfg.lr)
-    if resume and (out_dir / "last.pt").is_file() and "optimizer" in ckpt:
+    groups = [{"params": net.parameters(), "lr": cfg.lr}]
+    if joint is not None:
+        groups.append({"params": joint.net.parameters(), "lr": cfg.joint_lr})
+    optimizer = torch.optim.Adam(groups)
+    if resuming and "optimizer" in ckpt:
         optimizer.load_state_dict(ckpt["optimizer"])
     meta = {"det_model": cfg.det_model, "train": asdict(cfg)}
     cases = validation_cases(cfg.val_data) if cfg.val_data else []
-    cache: dict[str, Any] = {}
+    cache: dict[str, Any] | None = {} if joint is None else None   # joint: the features change
+
+    def val_detector() -> Any:
+        return S2Net_create(1024, model=cfg.det_model) if joint is None else joint.detector(1024)
     log_path = out_dir / "log.csv"
     fields = ["step", "time_s", "loss", "l_sl", "l_ssl_vis", "l_ssl_ir", "val_glue", "val_mnn"]
     new_log = not (resume and log_path.is_file())
@@ -204,25 +253,35 @@ def train_glue(cfg: GlueTrainConfig, out_dir: str | Path, resume: bool = False, 
     bar = tqdm(total=cfg.steps, initial=step, disable=not progress, desc="s2glue")
 
     def checkpoint(name: str) -> None:
+        """The matcher; in joint training also its detector, which the matcher's meta then names."""
+        if joint is not None:
+            det_path = out_dir / f"detector_{name}"
+            save_checkpoint(det_path, joint.net, det_meta["arch"],
+                            {"source": f"{cfg.det_model} fine-tuned jointly with S2Glue", "train_glue": asdict(cfg)})
+            meta["det_model"] = str(det_path)
         save_glue(out_dir / name, net, meta, optimizer=optimizer.state_dict(), step=step, best=best)
 
     if cases and step == 0:
-        history = validate(net, val_detector, cases, cache)
+        history = validate(net, val_detector(), cases, cache)
         best = history["val_glue"]
         writer.writerow({"step": 0, "time_s": 0.0, **history})
         checkpoint("best.pt")
         bar.write(f"step 0: {_summary(history)}")
     while step < cfg.steps:
         net.train()
-        losses = {"l_sl": pair_loss(net, sampler.supervised(), cfg.balance),
-                  "l_ssl_vis": pair_loss(net, sampler.self_supervised("vis"), cfg.balance) if cfg.ssl_weight else None,
-                  "l_ssl_ir": pair_loss(net, sampler.self_supervised("ir"), cfg.balance) if cfg.ssl_weight else None}
+        if joint is not None:
+            sampler.detector = joint.detector(cfg.nfeatures)   # keypoints from the current weights
+        losses = {"l_sl": pair_loss(net, sampler.supervised(), cfg.balance, joint),
+                  "l_ssl_vis": pair_loss(net, sampler.self_supervised("vis"), cfg.balance, joint)
+                  if cfg.ssl_weight else None,
+                  "l_ssl_ir": pair_loss(net, sampler.self_supervised("ir"), cfg.balance, joint)
+                  if cfg.ssl_weight else None}
         total = sum((v if k == "l_sl" else cfg.ssl_weight * v) for k, v in losses.items() if v is not None)
         step += 1
         if isinstance(total, torch.Tensor) and torch.isfinite(total):
             optimizer.zero_grad()
             total.backward()
-            torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
+            torch.nn.utils.clip_grad_norm_([p for g in optimizer.param_groups for p in g["params"]], 1.0)
             optimizer.step()
         loss = float(total.detach()) if isinstance(total, torch.Tensor) else float("nan")
         row = {"step": step, "time_s": round(time.time() - start, 1), "loss": loss,
@@ -231,7 +290,7 @@ def train_glue(cfg: GlueTrainConfig, out_dir: str | Path, resume: bool = False, 
         bar.set_postfix(loss=f"{loss:.3f}")
         out_of_time = cfg.max_minutes > 0 and time.time() - start > cfg.max_minutes * 60
         if cases and (step % cfg.val_every == 0 or step == cfg.steps or out_of_time):
-            history = validate(net, val_detector, cases, cache)
+            history = validate(net, val_detector(), cases, cache)
             row.update(history)
             if history["val_glue"] > best:
                 best = history["val_glue"]
