@@ -115,7 +115,9 @@ def thermal_corner_errors(H_est: np.ndarray, H: np.ndarray, S: np.ndarray, A: np
     return err_vis, err_ir
 
 
-def run(data: Path, split: str, variants: list[str], det: cv2.Feature2D, only: set[str] | None = None) -> list[dict]:
+def run(data: Path, split: str, variants: list[str], det: cv2.Feature2D, only: set[str] | None = None,
+        refine: bool = False) -> list[dict]:
+    """One row per pair, variant and method; ``refine``: ``register``'s dense refinement on."""
     rows = []
     pairs = pairs_of(data, split)
     for variant in variants:
@@ -131,7 +133,7 @@ def run(data: Path, split: str, variants: list[str], det: cv2.Feature2D, only: s
                 if only and method not in only:
                     continue
                 t = time.perf_counter()
-                res = match_pair(a2, b2, det)[0] if kw is None else register(a2, b2, det, **kw)
+                res = match_pair(a2, b2, det)[0] if kw is None else register(a2, b2, det, refine=refine, **kw)
                 ms = (time.perf_counter() - t) * 1e3
                 err = err_vis = err_ir = math.inf
                 if res.H is not None:
@@ -215,6 +217,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--no-rescale", action="store_true",
                    help="without matching again at an accepted scale-1 fit's own scale (search.RESCALE_MIN): "
                         "what it adds, for the record")
+    p.add_argument("--refine", action="store_true", help="register with the dense refinement (refine=True): for the record")
+    p.add_argument("--multiscale", action="store_true",
+                   help="the detector's image pyramid (S2Net_create(multiscale=True)): for the record")
     p.add_argument("--search-split", type=float, default=None,
                    help="every searched view (stage 2 on) at this split, 0 = the finer image shrunk, 1 = the coarser "
                         "enlarged, 0.5 = both meet halfway: what the search's choice of split does, for the record")
@@ -247,8 +252,9 @@ def main(argv: list[str] | None = None) -> int:
         (args.out / "table.md").write_text(md + "\n")
         print(md)
         return 0
-    det = s2cv.S2Net_create(model=args.model)
-    rows = run(args.data, args.split, args.variants.split(","), det, set(args.methods.split(",")) if args.methods else None)
+    det = s2cv.S2Net_create(model=args.model, multiscale=args.multiscale)
+    rows = run(args.data, args.split, args.variants.split(","), det, set(args.methods.split(",")) if args.methods else None,
+               refine=args.refine)
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "results.json").write_text(json.dumps({"split": args.split, "model": args.model, "rows": rows}, indent=0))
     md = table(rows) + "\n\n" + limits_table(rows)
