@@ -1,4 +1,4 @@
-"""Network outputs that inference relies on: which map ranks keypoints; widening keeps them."""
+"""Network outputs that inference relies on: which map ranks keypoints; widening and shortening keep them."""
 import pytest
 import torch
 
@@ -71,3 +71,33 @@ def test_widened_refuses_to_narrow_or_a_non_integer_width():
         build_model("fast", width=32).widened(16)
     with pytest.raises(TypeError, match="must be an int"):
         build_model("fast", width=32).widened(40.5)
+
+
+@pytest.mark.parametrize("model", ["s2fast", "s2fast-wide"])
+def test_shortened_descriptors_match_as_the_long_ones(model):
+    """64-d heads of the shipped 128-d nets: same scores, same cosine similarities (within the
+    last singular value of the head), the ranking of every descriptor's nearest neighbours kept."""
+    net, _ = load_model(model)
+    short = net.shortened(64)
+    assert short.conf["descriptor_dim"] == 64 and short.descriptor_dim == 64 and not short.training
+    torch.manual_seed(0)
+    x = torch.rand(1, 1, 96, 128)
+    with torch.no_grad():
+        a, b = net(x), short(x)
+    torch.testing.assert_close(b["scores"], a["scores"])
+    da, db = a["descriptors"][0].flatten(1).T, b["descriptors"][0].flatten(1).T
+    assert db.shape[1] == 64
+    torch.testing.assert_close(db @ db.T, da @ da.T, atol=5e-4, rtol=0)
+    assert (db @ db[:50].T).argmax(0).tolist() == (da @ da[:50].T).argmax(0).tolist()
+
+
+def test_shortened_beyond_the_heads_rank_is_exact_and_bad_lengths_are_refused():
+    torch.manual_seed(0)
+    net = build_model("fast", width=8).eval()   # 16 fused channels: the 128-d output has rank <= 17
+    x = torch.rand(1, 1, 32, 48)
+    with torch.no_grad():
+        long, short = (m(x)["descriptors"][0].flatten(1).T for m in (net, net.shortened(17)))
+    torch.testing.assert_close(short @ short.T, long @ long.T, atol=1e-5, rtol=0)
+    for bad in (0, 129, 32.0, True):
+        with pytest.raises(ValueError, match="descriptor_dim"):
+            net.shortened(bad)

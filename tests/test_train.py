@@ -93,6 +93,11 @@ def test_init_fine_tunes_from_a_checkpoint(tmp_path):
                           "--init", str(tmp_path / "a" / "last.pt")]) == 0
     wide = read_checkpoint(tmp_path / "w" / "last.pt")
     assert wide["conf"]["width"] == 40 and wide["state_dict"]["block4.1.0.weight"].shape[:2] == (40, 40)
+    # --descriptor-dim shortens the --init model's descriptors (S2Fast.shortened, checked in test_models).
+    assert main(common + ["--steps", "1", "--lr", "0", "--descriptor-dim", "64", "--out", str(tmp_path / "s"),
+                          "--init", str(tmp_path / "a" / "last.pt")]) == 0
+    short = read_checkpoint(tmp_path / "s" / "last.pt")
+    assert short["conf"]["descriptor_dim"] == 64 and short["state_dict"]["desc_head.weight"].shape[0] == 64
     with pytest.raises(ValueError, match="not --arch"):
         main(common + ["--steps", "1", "--arch", "r2d2", "--out", str(tmp_path / "c"),
                        "--init", str(tmp_path / "a" / "last.pt")])
@@ -105,7 +110,8 @@ def test_cli_defaults_follow_the_paper():
     assert (r.ssl_weight, r.weight_decay, r.crop, r.batch_size) == (0.4, 5e-4, 192, 2)
     with pytest.raises(SystemExit):
         parse_args(["--data", "x", "--out", "y", "--ssl-weight", "-1"])
-    for bad in (["--width", "48", "--arch", "r2d2"], ["--width", "0"],
+    for bad in (["--width", "48", "--arch", "r2d2"], ["--width", "0"], ["--descriptor-dim", "0"],
+                ["--descriptor-dim", "64", "--arch", "xfeat"],
                 ["--arch", "d2net", "--pretrained", "vgg.pt", "--init", "default"]):
         with pytest.raises(SystemExit):
             parse_args(["--data", "x", "--out", "y", *bad])

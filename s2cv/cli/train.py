@@ -84,6 +84,9 @@ def build_parser(prog: str = "s2cv train") -> argparse.ArgumentParser:
     p.add_argument("--width", type=int, default=None,
                    help="fast only: channels at 1/4 resolution (model default 32); with --init from a narrower "
                         "model, that model is widened to this width without changing its output (S2Fast.widened)")
+    p.add_argument("--descriptor-dim", type=int, default=None,
+                   help="fast only: descriptor length (model default 128); with --init from a model with longer "
+                        "descriptors, its head is shortened without changing its matches (S2Fast.shortened)")
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0 = torch default)")
     return p
 
@@ -125,6 +128,8 @@ def parse_args(argv: Sequence[str] | None = None, prog: str = "s2cv train") -> a
         p.error("--pretrained and --init both set the starting weights; give one")
     if args.width is not None and (a != "fast" or args.width < 1):
         p.error("--width takes a positive channel count, for --arch fast")
+    if args.descriptor_dim is not None and (a != "fast" or args.descriptor_dim < 1):
+        p.error("--descriptor-dim takes a positive length, for --arch fast")
     return args
 
 

@@ -48,16 +48,46 @@ class S2Fast(nn.Module):
         # 16 = 4x4 sub-pixel block per cell, for repeatability and reliability.
         self.score_head = nn.Conv2d(2 * c, 2 * 16, 1)
 
-    def forward(self, image: torch.Tensor) -> dict[str, torch.Tensor]:
+    def features(self, image: torch.Tensor) -> torch.Tensor:
+        """The fused 1/4-resolution features both heads read."""
         x = normalize_image(image)
         f4 = self.block4(self.stem(x))
         f8 = self.block8(f4)
-        f = self.fuse(torch.cat([f4, F.interpolate(f8, size=f4.shape[-2:], mode="bilinear", align_corners=False)], 1))
+        return self.fuse(torch.cat([f4, F.interpolate(f8, size=f4.shape[-2:], mode="bilinear", align_corners=False)], 1))
+
+    def forward(self, image: torch.Tensor) -> dict[str, torch.Tensor]:
+        f = self.features(image)
         desc = l2_normalize(self.desc_head(f))
         rep, rel = F.pixel_shuffle(self.score_head(f), 4).split(1, dim=1)
         rep, rel = squash(rep), squash(rel)
         scores = keypoint_score(rep, rel, self.conf["keypoint_score"])
         return {"descriptors": desc, "repeatability": rep, "reliability": rel, "scores": scores}
+
+    @torch.no_grad()
+    def shortened(self, descriptor_dim: int) -> S2Fast:
+        """A copy with ``descriptor_dim``-long descriptors that match as this one's do.
+
+        Why: the descriptor length drives the CPU time (64-d runs ``detectAndCompute`` in about
+        half the time of 128-d: ``benchmarks/bench_backends.py``), and the head is a 1x1 linear map
+        of the ``2 * width`` fused channels, so its raw output (W f + b) lies in a subspace of at most
+        ``2 * width + 1`` dimensions. Projecting it on the leading left singular vectors of [W | b]
+        (orthonormal rows) keeps every dot product and norm inside that subspace, hence the L2-normalised
+        descriptors' cosine similarities: exact when ``descriptor_dim > 2 * width``, and for
+        ``2 * width`` (the shipped 64) up to the last singular value (cosines within ~2e-4 on the
+        shipped networks, ``tests/test_models.py``).
+        """
+        d = self.conf["descriptor_dim"]
+        if not isinstance(descriptor_dim, int) or isinstance(descriptor_dim, bool) or not 0 < descriptor_dim <= d:
+            raise ValueError(f"descriptor_dim must be an int in 1..{d}, got {descriptor_dim!r}")
+        w, b = self.desc_head.weight[:, :, 0, 0], self.desc_head.bias
+        basis = torch.linalg.svd(torch.cat([w, b[:, None]], 1), full_matrices=False)[0][:, :descriptor_dim].T
+        out = S2Fast(**{**self.conf, "descriptor_dim": descriptor_dim}).to(w.device)
+        missing = out.load_state_dict({n: v for n, v in self.state_dict().items() if not n.startswith("desc_head.")},
+                                      strict=False).missing_keys
+        assert sorted(missing) == ["desc_head.bias", "desc_head.weight"], missing
+        out.desc_head.weight.copy_((basis @ w)[:, :, None, None])
+        out.desc_head.bias.copy_(basis @ b)
+        return out.train(self.training)
 
     @torch.no_grad()
     def widened(self, width: int, seed: int = 0) -> S2Fast:

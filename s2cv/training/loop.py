@@ -199,16 +199,19 @@ def start_process(args: argparse.Namespace) -> Process:
 
 
 def build_network(args: argparse.Namespace) -> torch.nn.Module:
-    """The starting weights: ``--init``'s model with its own conf (ranking map, width), widened on
-    request, else a fresh ``--arch`` (d2net: VGG16 from ``--pretrained``)."""
+    """The starting weights: ``--init``'s model with its own conf (ranking map, width), widened or
+    its descriptors shortened on request, else a fresh ``--arch`` (d2net: VGG16 from ``--pretrained``)."""
     if args.init:
         net, init_meta = load_model(args.init)
         if init_meta["arch"] != args.arch:
             raise ValueError(f"--init {args.init} is a {init_meta['arch']} model, not --arch {args.arch}")
         if args.width is not None and args.width != net.conf["width"]:
             net = net.widened(args.width, seed=args.seed)
+        if args.descriptor_dim is not None and args.descriptor_dim != net.conf["descriptor_dim"]:
+            net = net.shortened(args.descriptor_dim)
         return net
-    net = build_model(args.arch, **({} if args.width is None else {"width": args.width}))
+    conf = {k: v for k, v in (("width", args.width), ("descriptor_dim", args.descriptor_dim)) if v is not None}
+    net = build_model(args.arch, **conf)
     if args.pretrained:
         from s2cv.models.d2net import load_vgg16
         load_vgg16(net, args.pretrained)
