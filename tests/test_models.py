@@ -101,3 +101,23 @@ def test_shortened_beyond_the_heads_rank_is_exact_and_bad_lengths_are_refused():
     for bad in (0, 129, 32.0, True):
         with pytest.raises(ValueError, match="descriptor_dim"):
             net.shortened(bad)
+
+
+def test_subnormal_weights_are_zeroed_on_load(tmp_path):
+    """Weights that decayed to float32's subnormal range are zero in effect and slow every CPU
+    multiply that touches them (the shipped S2Fast score heads held 780): loading zeroes them and
+    nothing else."""
+    from s2cv.models.common import flush_tiny
+
+    torch.manual_seed(0)
+    net = build_model("fast")
+    with torch.no_grad():
+        net.score_head.weight[:2, :5] = 1e-40
+        net.desc_head.bias[0] = -3e-39
+    save_checkpoint(tmp_path / "m.pt", net, "fast")
+    loaded, _ = load_model(tmp_path / "m.pt")
+    assert (loaded.score_head.weight[:2, :5] == 0).all() and loaded.desc_head.bias[0] == 0
+    for (name, a), b in zip(net.state_dict().items(), loaded.state_dict().values()):
+        if a.is_floating_point():
+            assert torch.equal(torch.where(a.abs() < 1e-30, torch.zeros_like(a), a), b), name
+    assert flush_tiny(loaded) == 0

@@ -54,8 +54,9 @@ def read_tagged(path: str | Path, tag: str, kind: str) -> dict[str, Any]:
 
 
 def load_weights(net: nn.Module, state_dict: dict[str, Any], path: str | Path, fits: str) -> None:
-    """Load a checkpoint's ``state_dict`` into ``net``; ValueError naming ``path`` when the weights
-    do not fit (``fits``: what they must fit, e.g. "architecture 'xfeat'") or hold NaN/Inf values."""
+    """Load a checkpoint's ``state_dict`` into ``net`` (weights below ``common.TINY`` set to zero);
+    ValueError naming ``path`` when the weights do not fit (``fits``: what they must fit, e.g.
+    "architecture 'xfeat'") or hold NaN/Inf values."""
     torch = import_torch(f"loading {path}")
     try:
         net.load_state_dict(state_dict)
@@ -64,6 +65,9 @@ def load_weights(net: nn.Module, state_dict: dict[str, Any], path: str | Path, f
     for name, value in state_dict.items():
         if value.is_floating_point() and not torch.isfinite(value).all():
             raise ValueError(f"{path}: tensor {name} holds NaN/Inf values (corrupt weights)")
+    from s2cv.models.common import flush_tiny
+
+    flush_tiny(net)   # subnormal weights are zero in effect and slow on CPUs
 
 
 def read_checkpoint(path: str | Path) -> dict[str, Any]:

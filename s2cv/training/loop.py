@@ -32,6 +32,7 @@ from s2cv.evaluation.metrics import score_pair
 from s2cv.evaluation.plots import plot_training
 from s2cv.models import build_model
 from s2cv.models.checkpoint import load_model, read_checkpoint, save_checkpoint
+from s2cv.models.common import flush_tiny
 from s2cv.feature.image import list_images, read_gray
 from s2cv.training.augment import GEOMETRIES, TRAINING_GEOMETRIES, GeometricParams, random_homography, warp
 from s2cv.training.data import S2PairDataset
@@ -295,7 +296,10 @@ class Trainer:
 
     def checkpoint(self, out: Path, meta: dict[str, Any], val: dict[str, float], keep: bool = False) -> bool:
         """``last.pt`` always, ``best.pt`` too when val_ncm improved, ``steps/NNNNNN.pt`` when
-        ``keep`` (every validated step stays selectable later); returns whether val_ncm improved."""
+        ``keep`` (every validated step stays selectable later); returns whether val_ncm improved.
+        Weights that decayed below ``common.TINY`` are zeroed first: subnormal floats slow every
+        later step and every inference on a CPU (``common.flush_tiny``)."""
+        flush_tiny(self.net)
         p = self.progress
         improved = val["val_ncm"] > p.best
         p.best = max(p.best, val["val_ncm"])
