@@ -6,8 +6,8 @@ over every layer's assignment (so early layers learn to be right too, which prun
 Features come from the detector (``S2Net_create(model=det_model)``), computed per crop on the
 fly: frozen, or with ``joint_lr > 0`` fine-tuned jointly (keypoints from the current weights,
 descriptors re-sampled from its torch descriptor map so the matcher's loss reaches the network; the
-network is saved beside the matcher as ``detector_{last,best}.pt``). Validation: held-out training pairs (``list_pairs(..., "val")``) under fixed "hard"
-homographies, the share registered within 10 px with the matcher against mutual nearest neighbours
+network is saved beside the matcher as ``detector_{last,best}.pt``). Validation: held-out training
+pairs (``list_pairs(..., "val")``) under fixed "hard" homographies, the share registered within 10 px with the matcher against mutual nearest neighbours
 on the same features: the number that decides whether a matcher ships.
 """
 from __future__ import annotations
@@ -25,6 +25,7 @@ import torch
 from s2cv.evaluation.datasets import list_pairs
 from s2cv.feature.image import pad_to_multiple, to_gray_float
 from s2cv.models.checkpoint import load_model, save_checkpoint
+from s2cv.models.common import l2_normalize
 from s2cv.models.glue import GlueConfig, GlueMatcher, normalize_keypoints
 from s2cv.models.glue_checkpoint import load_glue, load_lighterglue, read_glue, save_glue
 from s2cv.registration.geometry import corner_error, mutual_nn_matches
@@ -91,7 +92,7 @@ class JointDescriptors:
         x = pad_to_multiple(to_gray_float(image), int(self.net.pad_multiple))
         maps = self.net(torch.from_numpy(x)[None, None])["descriptors"]
         desc = sample(maps, torch.from_numpy(kpts)[None].float(), float(self.net.stride), x.shape)
-        return torch.nn.functional.normalize(desc, dim=-1)
+        return l2_normalize(desc, dim=-1)
 
     def detector(self, nfeatures: int) -> Any:
         """A runtime detector on the current weights (its torch backend folds a private copy)."""
@@ -239,8 +240,11 @@ def train_glue(cfg: GlueTrainConfig, out_dir: str | Path, resume: bool = False, 
     cases = validation_cases(cfg.val_data) if cfg.val_data else []
     cache: dict[str, Any] | None = {} if joint is None else None   # joint: the features change
 
+    frozen_val_detector = S2Net_create(1024, model=cfg.det_model) if joint is None else None
+
     def val_detector() -> Any:
-        return S2Net_create(1024, model=cfg.det_model) if joint is None else joint.detector(1024)
+        """The frozen detector, built once; in joint training one on the current weights."""
+        return frozen_val_detector if joint is None else joint.detector(1024)
     log_path = out_dir / "log.csv"
     fields = ["step", "time_s", "loss", "l_sl", "l_ssl_vis", "l_ssl_ir", "val_glue", "val_mnn"]
     new_log = not (resume and log_path.is_file())
