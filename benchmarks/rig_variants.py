@@ -29,6 +29,7 @@ import math
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -116,8 +117,9 @@ def thermal_corner_errors(H_est: np.ndarray, H: np.ndarray, S: np.ndarray, A: np
 
 
 def run(data: Path, split: str, variants: list[str], det: cv2.Feature2D, only: set[str] | None = None,
-        refine: bool = False) -> list[dict]:
-    """One row per pair, variant and method; ``refine``: ``register``'s dense refinement on."""
+        refine: bool = False, matcher: Any = None) -> list[dict]:
+    """One row per pair, variant and method; ``refine``: ``register``'s dense refinement on;
+    ``matcher``: ``register``'s matcher (None: mutual nearest neighbours)."""
     rows = []
     pairs = pairs_of(data, split)
     for variant in variants:
@@ -133,7 +135,8 @@ def run(data: Path, split: str, variants: list[str], det: cv2.Feature2D, only: s
                 if only and method not in only:
                     continue
                 t = time.perf_counter()
-                res = match_pair(a2, b2, det)[0] if kw is None else register(a2, b2, det, refine=refine, **kw)
+                res = (match_pair(a2, b2, det, matcher=matcher)[0] if kw is None
+                       else register(a2, b2, det, refine=refine, matcher=matcher, **kw))
                 ms = (time.perf_counter() - t) * 1e3
                 err = err_vis = err_ir = math.inf
                 if res.H is not None:
@@ -220,6 +223,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--refine", action="store_true", help="register with the dense refinement (refine=True): for the record")
     p.add_argument("--multiscale", action="store_true",
                    help="the detector's image pyramid (S2Net_create(multiscale=True)): for the record")
+    p.add_argument("--matcher", choices=("mnn", "glue"), default="mnn",
+                   help="register's matcher; glue = S2Glue_create() with the detector it was trained for "
+                        "(--model is then ignored)")
     p.add_argument("--search-split", type=float, default=None,
                    help="every searched view (stage 2 on) at this split, 0 = the finer image shrunk, 1 = the coarser "
                         "enlarged, 0.5 = both meet halfway: what the search's choice of split does, for the record")
@@ -252,9 +258,12 @@ def main(argv: list[str] | None = None) -> int:
         (args.out / "table.md").write_text(md + "\n")
         print(md)
         return 0
+    matcher = s2cv.S2Glue_create() if args.matcher == "glue" else None
+    if matcher is not None:
+        args.model = matcher.det_model
     det = s2cv.S2Net_create(model=args.model, multiscale=args.multiscale)
     rows = run(args.data, args.split, args.variants.split(","), det, set(args.methods.split(",")) if args.methods else None,
-               refine=args.refine)
+               refine=args.refine, matcher=matcher)
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "results.json").write_text(json.dumps({"split": args.split, "model": args.model, "rows": rows}, indent=0))
     md = table(rows) + "\n\n" + limits_table(rows)
