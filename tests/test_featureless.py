@@ -1,5 +1,7 @@
 """Nothing in, nothing out: images without structure give (almost) no keypoints with the shipped
 default, while the bundled real pairs keep their budget and their flat regions stay empty."""
+import importlib.util
+
 import cv2
 import numpy as np
 import pytest
@@ -62,3 +64,27 @@ def test_bad_contrast_floor_is_refused():
     for bad in (-0.1, float("nan")):
         with pytest.raises(ValueError, match="contrast_floor"):
             s2cv.S2Net_create(contrast_floor=bad)
+
+
+def test_a_model_carries_its_own_contrast_floor(tmp_path):
+    """A floor in the network's conf is its detector default, through a checkpoint and its graph
+    alike; a floor the caller passes still wins."""
+    from s2cv.models.checkpoint import load_model, save_checkpoint
+
+    net, _ = load_model("s2fast")
+    net.conf["contrast_floor"] = 0.0
+    grey = featureless()["grey"][:96, :128]
+    save_checkpoint(tmp_path / "floor0.pt", net, "fast")
+    made = {"module": s2cv.S2Net_create(model=net, backend="torch", nfeatures=50),
+            "checkpoint": s2cv.S2Net_create(model=str(tmp_path / "floor0.pt"), backend="torch", nfeatures=50)}
+    if importlib.util.find_spec("onnx") and importlib.util.find_spec("onnxruntime"):
+        from s2cv.deploy.export import export_onnx
+
+        export_onnx(net, tmp_path / "graph.onnx", sizes=((96, 128),))
+        made["graph"] = s2cv.S2Net_create(model=str(tmp_path / "graph.onnx"), backend="onnxruntime", nfeatures=50)
+    for how, det in made.items():
+        assert det.params.contrast_floor == 0.0, how
+        assert len(det.detect(grey)) == 50, how
+    passed = s2cv.S2Net_create(model=str(tmp_path / "floor0.pt"), backend="torch", nfeatures=50, contrast_floor=4 / 255)
+    assert passed.params.contrast_floor == 4 / 255 and len(passed.detect(grey)) == 0
+    assert s2cv.S2Net_create(model="s2fast", nfeatures=50).params.contrast_floor == 4 / 255  # no floor in its conf

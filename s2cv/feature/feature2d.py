@@ -31,6 +31,12 @@ if TYPE_CHECKING:
     from torch import nn
 
 
+# Detector parameters a model may carry in its conf (``net.conf``, saved in its checkpoint and its
+# graph's metadata): chosen on validation with that network, they are its defaults; a value the
+# caller passes still wins. A network that puts its keypoints on faint texture needs a lower floor.
+MODEL_PARAMS = ("contrast_floor",)
+
+
 @dataclass(frozen=True)
 class DetectorParams:
     """Detection knobs; every one is saved by ``write`` and restored by ``read``."""
@@ -68,16 +74,17 @@ class S2NetFeature2D(PythonAlgorithm):
 
     def __init__(self, model: str | Path | nn.Module = "default", backend: str = "auto", device: str = "auto",
                  **params: Any) -> None:
-        self._params = DetectorParams(**params)
+        DetectorParams(**params)  # bad values fail before a network is loaded
         self._backend_name, self._device = backend, device
         self._load(model)
+        self._params = DetectorParams(**{**self._model_defaults(), **params})
 
     def _load(self, model: str | Path | nn.Module) -> None:
         """A torch module runs as given; a zoo name or path is resolved without torch (the
         backend loads the checkpoint only if it needs the network, see ``s2cv.feature.backends``)."""
         torch = torch_if_loaded()
         if torch is not None and isinstance(model, torch.nn.Module):
-            net, meta = model, {"arch": type(model).__name__, "path": None}
+            net, meta = model, {"arch": type(model).__name__, "path": None, "conf": dict(getattr(model, "conf", {}))}
             self._model_name = "<in-memory>"
         else:
             if not isinstance(model, (str, Path)):
@@ -87,6 +94,12 @@ class S2NetFeature2D(PythonAlgorithm):
             self._model_name = str(model)
         self.meta = meta
         self._net_backend: Backend = make_backend(self._backend_name, net, meta, self._device)
+
+    def _model_defaults(self) -> dict[str, Any]:
+        """The ``MODEL_PARAMS`` the loaded model's conf sets (its graph's metadata, or the
+        checkpoint the torch backend loaded)."""
+        conf = self.meta.get("conf") or getattr(getattr(self._net_backend, "net", None), "conf", None) or {}
+        return {key: float(conf[key]) for key in MODEL_PARAMS if conf.get(key) is not None}
 
     # ------------------------------------------------------------------ parameters
     @property
@@ -205,10 +218,11 @@ class S2NetFeature2D(PythonAlgorithm):
                 params[f.name] = int(child.real())
             else:
                 params[f.name] = float(child.real())
-        self._params = DetectorParams(**params)
+        DetectorParams(**params)
         model = node.getNode("model").string()
         if model and model != "<in-memory>" and model != self._model_name:
             self._load(model)
+        self._params = DetectorParams(**{**self._model_defaults(), **params})
 
     def save(self, filename: str) -> None:
         fs = cv2.FileStorage(str(filename), cv2.FILE_STORAGE_WRITE)
