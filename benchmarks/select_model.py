@@ -16,6 +16,12 @@ The rule: a candidate replaces the reference only if, on every camera and geomet
 registers at least as many pairs as the reference minus ``--slack`` (one pair), and more pairs
 in total. The table and the verdict are printed and written to ``OUT/selection.{md,json}``.
 
+``--seed 3,4,5`` draws every validation pair's homographies once per seed and sums the counts
+(one fixed draw moves a reading by several pairs between checkpoints; the slack is then one pair
+per draw). ``--candidate-floors 0,1,4`` measures each candidate at each contrast floor (one row
+each), so a candidate is judged at the floor it would ship with (it travels in its conf), while the
+reference runs as shipped.
+
     D=../shared/data
     python benchmarks/select_model.py --reference default --models s2fast,s2xfeat,runs/x/best.pt \
         --data roadscene=$D/roadscene --data visnir=$D/visnir --val-data folder=$D/llvip/train --out runs/select
@@ -107,6 +113,9 @@ def main() -> int:
     p.add_argument("--slack", type=int, default=1)
     p.add_argument("--contrast-floor", type=float, help="the detector's contrast floor for every model, in grey levels "
                    "of 255 (default: the detector's own, 4)")
+    p.add_argument("--candidate-floors", type=lambda v: [float(x) for x in v.split(",")],
+                   help="comma list of contrast floors (grey levels) to measure every candidate at, one row each; "
+                        "the reference runs as shipped (or at --contrast-floor): a candidate's own floor is chosen here")
     p.add_argument("--rig", type=Path, metavar="ROADSCENE", help="add the rig column (RoadScene root)")
     p.add_argument("--out", type=Path, required=True)
     args = p.parse_args()
@@ -114,9 +123,13 @@ def main() -> int:
     sources = [source_of(d, "roadscene") for d in args.data]
     held = [source_of(d, "folder") for d in args.val_data]
     draws = [validation_groups(sources, held, args.val_pairs, seed) for seed in args.seed]
-    models = [args.reference] + [m for m in args.models.split(",") if m]
     params = {} if args.contrast_floor is None else {"contrast_floor": args.contrast_floor / 255}
-    counts = {m: registered(m, draws, args.k, args.rig, **params) for m in models}
+    entries = [(args.reference, args.reference, params)]  # (row label, model, detector params)
+    for m in (m for m in args.models.split(",") if m):
+        entries += ([(f"{m} @ floor {g:g}", m, {"contrast_floor": g / 255}) for g in args.candidate_floors]
+                    if args.candidate_floors else [(m, m, params)])
+    models = [label for label, *_ in entries]
+    counts = {label: registered(m, draws, args.k, args.rig, **kw) for label, m, kw in entries}
     keys = list(counts[args.reference])
     totals = {key: len(draws) * sum(1 for name, *_ in draws[0][key.split("/")[0]] if camera_of(name) == key.split("/")[1])
               for key in keys if not key.startswith("rig/")}
@@ -135,7 +148,7 @@ def main() -> int:
     table = "\n".join(lines)
     floor = "default" if args.contrast_floor is None else args.contrast_floor
     (args.out / "selection.md").write_text(f"Pairs registered within 10 px at K = {args.k}, homography seeds "
-                                           f"{args.seed}, contrast floor {floor}\n\n{table}\n")
+                                           f"{args.seed}, contrast floor {floor} (a row '@ floor G': G)\n\n{table}\n")
     (args.out / "selection.json").write_text(json.dumps({"k": args.k, "seeds": args.seed, "contrast_floor": floor,
                                                          "pairs": totals, "models": result}, indent=2))
     print(table)
