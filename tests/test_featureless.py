@@ -8,6 +8,8 @@ import pytest
 from conftest import read_sample
 
 import s2cv
+from s2cv.feature.feature2d import DetectorParams, effective_floor
+from s2cv.feature.image import noise_sigma
 
 H, W = 480, 640
 
@@ -88,3 +90,34 @@ def test_a_model_carries_its_own_contrast_floor(tmp_path):
     passed = s2cv.S2Net_create(model=str(tmp_path / "floor0.pt"), backend="torch", nfeatures=50, contrast_floor=4 / 255)
     assert passed.params.contrast_floor == 4 / 255 and len(passed.detect(grey)) == 0
     assert s2cv.S2Net_create(model="s2fast", nfeatures=50).params.contrast_floor == 4 / 255  # no floor in its conf
+
+
+def test_noise_sigma_estimates_white_noise_and_ignores_structure():
+    rng = np.random.default_rng(1)
+    ramp = np.tile(np.linspace(0.2, 0.8, 640, dtype=np.float32), (480, 1))
+    assert noise_sigma(np.full((480, 640), 0.5, np.float32)) == 0.0 and noise_sigma(ramp) < 1e-4
+    for sigma in (1 / 255, 3 / 255):
+        assert noise_sigma(ramp + rng.normal(0, sigma, ramp.shape).astype(np.float32)) == pytest.approx(sigma, rel=0.1)
+    scene = read_sample("roadscene", "vis", cv2.IMREAD_GRAYSCALE).astype(np.float32) / 255
+    noisy = scene + rng.normal(0, 3 / 255, scene.shape).astype(np.float32)
+    assert noise_sigma(noisy) == pytest.approx(3 / 255, rel=0.35)  # the scene's edges barely count
+    assert noise_sigma(np.zeros((2, 2), np.float32)) == 0.0
+
+
+def test_a_low_floor_stays_safe_on_featureless_images():
+    """A model's low floor (1 grey level) keeps faint texture, and the noise term still keeps noise
+    and flat frames empty; without it the low floor ranks noise."""
+    low = s2cv.S2Net_create(model="s2fast", contrast_floor=1 / 255)
+    for name, image in featureless().items():
+        assert len(low.detect(image)) <= 5, name
+    bare = s2cv.S2Net_create(model="s2fast", contrast_floor=1 / 255, noise_floor=0)
+    assert len(bare.detect(featureless()["noise sigma 3"])) > 1000
+
+
+def test_noise_term_never_raises_the_default_floor():
+    noisy = np.clip(128 + np.random.default_rng(2).normal(0, 8.0, (H, W)), 0, 255).astype(np.float32) / 255
+    assert effective_floor(noisy, DetectorParams()) == DetectorParams().contrast_floor
+    assert effective_floor(noisy, DetectorParams(contrast_floor=1 / 255)) == pytest.approx(4 / 255)
+    assert effective_floor(noisy, DetectorParams(contrast_floor=1 / 255, noise_floor=0)) == 1 / 255
+    with pytest.raises(ValueError, match="noise_floor"):
+        s2cv.S2Net_create(noise_floor=float("nan"))

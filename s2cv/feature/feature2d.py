@@ -23,7 +23,7 @@ import numpy as np
 from s2cv.feature import postprocess
 from s2cv.feature.backends import Backend, DenseMaps, make_backend
 from s2cv.feature.extras import torch_if_loaded
-from s2cv.feature.image import check_mask, contrast_mask, pad_to_multiple, to_gray_float
+from s2cv.feature.image import check_mask, contrast_mask, noise_sigma, pad_to_multiple, to_gray_float
 from s2cv.feature.pyalgorithm import PythonAlgorithm
 from s2cv.feature.zoo import model_meta
 
@@ -35,6 +35,7 @@ if TYPE_CHECKING:
 # graph's metadata): chosen on validation with that network, they are its defaults; a value the
 # caller passes still wins. A network that puts its keypoints on faint texture needs a lower floor.
 MODEL_PARAMS = ("contrast_floor",)
+NOISE_FLOOR_CAP = 4 / 255  # the noise term never lifts a floor above the shipped default
 
 
 @dataclass(frozen=True)
@@ -44,6 +45,7 @@ class DetectorParams:
     nfeatures: int = 4096           # keep the K best keypoints; 0 = all above threshold
     threshold: float = 0.0          # minimum score (repeatability x reliability)
     contrast_floor: float = 4 / 255  # no keypoint where the local grey std (8x8 px, [0, 1] units) is below this
+    noise_floor: float = 2.0        # ... nor below this many times the image's noise std (estimated), up to 4/255
     nms_radius: int = 2             # non-maximum suppression window radius, px
     border: int = 4                 # ignore keypoints this close to the image edge, px
     multiscale: bool = False        # run an image pyramid (slower, wider scale range)
@@ -58,12 +60,23 @@ class DetectorParams:
             raise ValueError(f"threshold must be finite, got {self.threshold!r}")
         if not (np.isfinite(self.contrast_floor) and self.contrast_floor >= 0):
             raise ValueError(f"contrast_floor must be a finite number >= 0, got {self.contrast_floor!r}")
+        if not (np.isfinite(self.noise_floor) and self.noise_floor >= 0):
+            raise ValueError(f"noise_floor must be a finite number >= 0, got {self.noise_floor!r}")
         if int(self.nms_radius) != self.nms_radius or self.nms_radius < 0:
             raise ValueError(f"nms_radius must be an integer >= 0, got {self.nms_radius!r}")
         if int(self.border) != self.border or self.border < 0:
             raise ValueError(f"border must be an integer >= 0, got {self.border!r}")
         if not self.scales or any(not (0 < s <= 4) for s in self.scales):
             raise ValueError(f"scales must be a non-empty list of values in (0, 4], got {self.scales!r}")
+
+
+def effective_floor(gray: np.ndarray, p: DetectorParams) -> float:
+    """The contrast floor one image gets: ``contrast_floor``, raised to ``noise_floor`` times the
+    image's estimated noise std but never by that above the shipped 4/255. Why: a network may carry
+    a low floor (faint night thermal texture), and a noisy flat frame must still stay empty."""
+    if p.noise_floor <= 0 or p.contrast_floor >= NOISE_FLOOR_CAP:
+        return p.contrast_floor
+    return max(p.contrast_floor, min(p.noise_floor * noise_sigma(gray), NOISE_FLOOR_CAP))
 
 
 class S2NetFeature2D(PythonAlgorithm):
@@ -251,7 +264,7 @@ class S2NetFeature2D(PythonAlgorithm):
         mask = check_mask(mask, gray.shape)
         p = self._params
         if p.contrast_floor > 0:
-            flat_free = contrast_mask(gray, p.contrast_floor)
+            flat_free = contrast_mask(gray, effective_floor(gray, p))
             mask = flat_free if mask is None else mask & flat_free
         scales = p.scales if p.multiscale else (1.0,)
         rows, descs, full = [], [], None

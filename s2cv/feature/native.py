@@ -33,6 +33,7 @@ _NEUTRAL: dict[str, tuple[Any, ...]] = {
     "border": (4,),
     "multiscale": (False,),
     "contrast_floor": (0, 0.0),     # only when passed explicitly (the Python detector's default is 4/255)
+    "noise_floor": (0, 0.0),
 }
 
 
