@@ -50,15 +50,12 @@ def validation_groups(sources: list, held: list, n: int, seed: int) -> dict[str,
             "hard": validation_set(sources, n, seed, GEOMETRIES["hard"], held)}
 
 
-def measure(model: str, groups: dict[str, list], k: int, **params: float) -> dict[str, dict[str, float]]:
-    """Per 'geometry/camera': pairs registered within 10 px and mean mutual-NN correct matches
-    (``params``: the detector's, e.g. ``contrast_floor``)."""
-    net, _ = load_model(model)
-    det = S2NetFeature2D(net, backend="torch", nfeatures=k, **params)
+def measure(det: S2NetFeature2D, groups: dict[str, list]) -> dict[str, dict[str, float]]:
+    """Per 'geometry/camera': pairs registered within 10 px and mean mutual-NN correct matches."""
     out = {}
     for geometry, items in groups.items():
         feats = [(det.detectAndCompute(a, None), det.detectAndCompute(b, None))
-                 for _, a, b, _ in tqdm(items, desc=f"{Path(model).name} {geometry}", leave=False)]
+                 for _, a, b, _ in tqdm(items, desc=geometry, leave=False)]
         metrics = camera_metrics(items, feats, geometry)
         for cam, n in sorted(Counter(camera_of(name) for name, *_ in items).items()):
             out[f"{geometry}/{cam}"] = {"reg10": int(round(metrics[f"{geometry}_{cam}_reg10"] * n)),
@@ -66,24 +63,25 @@ def measure(model: str, groups: dict[str, list], k: int, **params: float) -> dic
     return out
 
 
-def rig_registered(model: str, roadscene: Path, k: int, **params: float) -> int:
+def rig_registered(det: S2NetFeature2D, roadscene: Path) -> int:
     """RoadScene validation pairs as a 2x rig registered within 10 thermal px by ``register``."""
-    net, _ = load_model(model)
-    rows = rig_variants.run(roadscene, "val", ["rig"], S2NetFeature2D(net, backend="torch", nfeatures=k, **params),
-                            {"auto"})
+    rows = rig_variants.run(roadscene, "val", ["rig"], det, {"auto"})
     return sum(bool(r["success"] and r["error_tir"] is not None and r["error_tir"] <= 10) for r in rows)
 
 
 def registered(model: str, draws: list[dict[str, list]], k: int, rig: Path | None = None,
                **params: float) -> dict[str, int]:
     """Pairs within 10 px per 'geometry/camera', summed over the homography ``draws`` (one
-    ``validation_groups`` per seed), and 'rig/roadscene' with ``rig``, for one model."""
+    ``validation_groups`` per seed), and 'rig/roadscene' with ``rig``, for one model (``params``:
+    the detector's, e.g. ``contrast_floor``)."""
+    net, _ = load_model(model)
+    det = S2NetFeature2D(net, backend="torch", nfeatures=k, **params)
     counts: Counter = Counter()
     for groups in draws:
-        counts.update({key: int(v["reg10"]) for key, v in measure(model, groups, k, **params).items()})
+        counts.update({key: int(v["reg10"]) for key, v in measure(det, groups).items()})
     counts = dict(counts)
     if rig is not None:
-        counts["rig/roadscene"] = rig_registered(model, rig, k, **params)
+        counts["rig/roadscene"] = rig_registered(det, rig)
     return counts
 
 
