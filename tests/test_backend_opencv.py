@@ -18,25 +18,27 @@ from s2cv.feature.backend_opencv import OpenCVBackend
 from s2cv.registration.register import SAMPLES
 
 
-def parity(a: s2cv.S2NetFeature2D, b: s2cv.S2NetFeature2D, image: np.ndarray) -> tuple[float, float, int]:
-    """(share of b's keypoints within 1 px of one of a's, min descriptor cosine there, keypoints)."""
+def parity(a: s2cv.S2NetFeature2D, b: s2cv.S2NetFeature2D, image: np.ndarray) -> tuple[float, float, int, int]:
+    """(share of b's keypoints within 1 px of one of a's, min descriptor cosine there, a's and b's keypoints)."""
     (ka, da), (kb, db) = a.detectAndCompute(image, None), b.detectAndCompute(image, None)
     pa, pb = cv2.KeyPoint_convert(ka), cv2.KeyPoint_convert(kb)
     dist = np.sqrt(((pb[:, None] - pa[None]) ** 2).sum(-1))
     nearest, close = dist.argmin(1), dist.min(1) <= 1.0
     cos = (db[close] * da[nearest[close]]).sum(1)
-    return float(close.mean()), float(cos.min()) if close.any() else -1.0, len(kb)
+    return float(close.mean()), float(cos.min()) if close.any() else -1.0, len(ka), len(kb)
 
 
 @pytest.mark.parametrize("sample", sorted(SAMPLES))
 def test_default_model_matches_onnxruntime_on_the_bundled_pairs(sample):
-    # contrast_floor=0: every pixel is ranked, so both backends rank the whole map
+    # contrast_floor=0: every pixel is ranked, so both backends rank the whole map (a network may have
+    # fewer local maxima than the budget: the counts must agree, not reach it)
     ort = s2cv.S2Net_create(backend="onnxruntime", device="cpu", contrast_floor=0.0)
     ocv = s2cv.S2Net_create(backend="opencv", device="cpu", contrast_floor=0.0)
     assert ocv._net_backend.name == "opencv" and ocv._net_backend.path == ort._net_backend.path
     for image in (read_sample(sample, "vis"), read_sample(sample, "ir", cv2.IMREAD_UNCHANGED)):
-        share, cos, n = parity(ort, ocv, image)
-        assert n == 4096 and share >= 0.95 and cos >= 0.999, (sample, share, cos)
+        share, cos, n_ort, n = parity(ort, ocv, image)
+        assert 2048 <= n <= 4096 and abs(n - n_ort) <= 0.01 * n_ort and share >= 0.95 and cos >= 0.999, \
+            (sample, n_ort, n, share, cos)
 
 
 @pytest.mark.parametrize("name", s2cv.available_models())
@@ -45,8 +47,9 @@ def test_every_zoo_model_runs_in_cv2_dnn(name):
     image = read_sample("roadscene", "ir", cv2.IMREAD_UNCHANGED)[:128, :192]
     ort = s2cv.S2Net_create(model=name, backend="onnxruntime", nfeatures=500, contrast_floor=0.0)
     ocv = s2cv.S2Net_create(model=name, backend="opencv", nfeatures=500, contrast_floor=0.0)
-    share, cos, n = parity(ort, ocv, image)
-    assert n == 500 and share >= 0.95 and cos >= 0.999, (name, share, cos)
+    share, cos, n_ort, n = parity(ort, ocv, image)
+    assert 250 <= n <= 500 and abs(n - n_ort) <= 0.01 * n_ort and share >= 0.95 and cos >= 0.999, \
+        (name, n_ort, n, share, cos)
 
 
 def test_outputs_are_the_callers_and_calls_are_thread_safe():
