@@ -25,10 +25,8 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
-from select_model import measure, validation_groups  # noqa: E402
+from select_model import measure, validation_detector, validation_groups  # noqa: E402
 
-from s2cv.feature.feature2d import S2NetFeature2D  # noqa: E402
-from s2cv.models.checkpoint import load_model  # noqa: E402
 from s2cv.training.pseudo import FAMILIES  # noqa: E402
 
 UNPAIRED = {"metu": ["vis=metu_vistir_unpaired/visible", "ir=metu_vistir_unpaired/thermal"],
@@ -91,7 +89,7 @@ def main() -> int:
     results = json.loads(results_path.read_text()) if results_path.exists() else {}
     for name, ckpt in {"start": args.init, **checkpoints}.items():
         if name not in results:
-            results[name] = measure(S2NetFeature2D(load_model(str(ckpt))[0], backend="torch", nfeatures=args.k), groups)
+            results[name] = measure(validation_detector(str(ckpt), args.k), groups)
             results_path.write_text(json.dumps(results, indent=1))
     keys = list(results["start"])
     lines = ["| arm | " + " | ".join(f"{k} reg10 / NCM" for k in keys) + " | total reg10 |", "|---" * (len(keys) + 2) + "|"]

@@ -50,6 +50,12 @@ def validation_groups(sources: list, held: list, n: int, seed: int) -> dict[str,
             "hard": validation_set(sources, n, seed, GEOMETRIES["hard"], held)}
 
 
+def validation_detector(model: str, k: int, **params: float) -> S2NetFeature2D:
+    """The detector every validation count uses: the checkpoint on torch, K keypoints (``params``:
+    the detector's, e.g. ``contrast_floor``)."""
+    return S2NetFeature2D(load_model(model)[0], backend="torch", nfeatures=k, **params)
+
+
 def measure(det: S2NetFeature2D, groups: dict[str, list]) -> dict[str, dict[str, float]]:
     """Per 'geometry/camera': pairs registered within 10 px and mean mutual-NN correct matches."""
     out = {}
@@ -73,9 +79,8 @@ def registered(model: str, draws: list[dict[str, list]], k: int, rig: Path | Non
                **params: float) -> dict[str, int]:
     """Pairs within 10 px per 'geometry/camera', summed over the homography ``draws`` (one
     ``validation_groups`` per seed), and 'rig/roadscene' with ``rig``, for one model (``params``:
-    the detector's, e.g. ``contrast_floor``)."""
-    net, _ = load_model(model)
-    det = S2NetFeature2D(net, backend="torch", nfeatures=k, **params)
+    ``validation_detector``'s)."""
+    det = validation_detector(model, k, **params)
     counts: Counter = Counter()
     for groups in draws:
         counts.update({key: int(v["reg10"]) for key, v in measure(det, groups).items()})
