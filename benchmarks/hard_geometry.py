@@ -8,6 +8,12 @@ composed with it. The result is a folder in the ``pairs`` layout of ``s2cv.evalu
     python benchmarks/hard_geometry.py --dataset roadscene --data ../shared/data/roadscene --out runs/hard/roadscene
     python -m s2cv.evaluate --dataset pairs --data runs/hard/roadscene --methods s2net,sift --k 1024,4096
 
+A folder of aligned pairs (``--dataset folder``, e.g. LLVIP's) becomes a benchmark the same way, from
+the identity; ``--geometry paper`` draws the training range instead (rotation ±10°, scale 1-1.2):
+
+    python benchmarks/hard_geometry.py --dataset folder --data ../shared/data/llvip/train --max-side 640 \
+        --out runs/hard/llvip
+
 Upside-down pairs (rotations beyond ±90°) are out of range on purpose: none of s2cv's networks is
 rotation invariant, and a camera rig is not mounted that way.
 """
@@ -21,23 +27,39 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
-from s2cv.evaluation.datasets import load_benchmark
+from s2cv.evaluation.datasets import BENCHMARK_LAYOUTS, Pair, list_pairs, load_benchmark
 from s2cv.feature.image import read_image
 from s2cv.training.augment import GEOMETRIES, random_homography
 
 
-def build(dataset: str, data: Path, out: Path, seed: int = 0) -> int:
-    pairs = load_benchmark(dataset, data)
+def _pairs(dataset: str, data: Path) -> list[Pair]:
+    """Benchmark pairs with their homographies, or aligned training-layout pairs (identity)."""
+    if dataset in BENCHMARK_LAYOUTS:
+        return load_benchmark(dataset, data)
+    return [Pair(p.name, p.path_a, p.path_b, np.eye(3)) for p in list_pairs(dataset, data, split="all")]
+
+
+def _shrunk(img: np.ndarray, max_side: int | None) -> tuple[np.ndarray, np.ndarray]:
+    """The image at most max_side px long, and the scaling that maps its old pixels to the new."""
+    s = 1.0 if max_side is None else min(1.0, max_side / max(img.shape[:2]))
+    if s < 1.0:
+        img = cv2.resize(img, (round(img.shape[1] * s), round(img.shape[0] * s)), interpolation=cv2.INTER_AREA)
+    return img, np.diag([s, s, 1.0])
+
+
+def build(dataset: str, data: Path, out: Path, seed: int = 0, geometry: str = "hard",
+          max_side: int | None = None) -> int:
+    pairs = _pairs(dataset, data)
     out.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)
     truth = {}
-    for pair in tqdm(pairs, desc=f"hard-geometry {dataset}"):
-        a, b = read_image(pair.path_a), read_image(pair.path_b)
-        G = random_homography(b.shape[:2], rng, GEOMETRIES["hard"])
+    for pair in tqdm(pairs, desc=f"{geometry}-geometry {dataset}"):
+        (a, Sa), (b, Sb) = _shrunk(read_image(pair.path_a), max_side), _shrunk(read_image(pair.path_b), max_side)
+        G = random_homography(b.shape[:2], rng, GEOMETRIES[geometry])
         name = pair.name.replace("/", "_")
         cv2.imwrite(str(out / f"{name}_a.png"), a)
         cv2.imwrite(str(out / f"{name}_b.png"), cv2.warpPerspective(b, G, (b.shape[1], b.shape[0])))
-        H = G @ pair.H
+        H = G @ Sb @ pair.H @ np.linalg.inv(Sa)
         truth[name] = (H / H[2, 2]).tolist()
     (out / "homographies.json").write_text(json.dumps(truth, indent=1))
     return len(truth)
@@ -45,12 +67,15 @@ def build(dataset: str, data: Path, out: Path, seed: int = 0) -> int:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--dataset", choices=["roadscene", "visnir"], required=True)
-    p.add_argument("--data", type=Path, required=True, help="the data set's folder (its test pairs are read)")
+    p.add_argument("--dataset", choices=["roadscene", "visnir", "folder"], required=True)
+    p.add_argument("--data", type=Path, required=True,
+                   help="the data set's folder (its test pairs are read; every pair of a 'folder')")
+    p.add_argument("--geometry", choices=["hard", "paper"], default="hard")
     p.add_argument("--out", type=Path, required=True, help="folder to write (pairs layout)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--max-side", type=int, help="shrink larger images first (LLVIP's 1280x1024 frames: 640, as validation)")
     args = p.parse_args()
-    n = build(args.dataset, args.data, args.out, args.seed)
+    n = build(args.dataset, args.data, args.out, args.seed, args.geometry, args.max_side)
     print(f"wrote {n} pairs to {args.out}; evaluate with: python -m s2cv.evaluate --dataset pairs --data {args.out}")
 
 
