@@ -92,6 +92,16 @@ def test_a_model_carries_its_own_contrast_floor(tmp_path):
     assert s2cv.S2Net_create(model="s2fast", nfeatures=50).params.contrast_floor == 4 / 255  # no floor in its conf
 
 
+@pytest.mark.skipif("default" not in s2cv.available_models(), reason="no shipped default")
+def test_the_default_ships_the_floor_it_was_chosen_at():
+    """s2fast-gen was selected at 2 grey levels (docs/models.md): its graph's metadata must carry that
+    floor, so the detector (the featureless tests above run it) uses it without being told."""
+    from s2cv.feature.zoo import model_meta
+
+    assert model_meta("default")["conf"]["contrast_floor"] == pytest.approx(2 / 255)
+    assert s2cv.S2Net_create(nfeatures=500).params.contrast_floor == pytest.approx(2 / 255)
+
+
 def test_noise_sigma_estimates_white_noise_and_ignores_structure():
     rng = np.random.default_rng(1)
     ramp = np.tile(np.linspace(0.2, 0.8, 640, dtype=np.float32), (480, 1))

@@ -67,7 +67,7 @@ def test_native_accepts_the_neutral_values_of_what_it_cannot_honour():
     assert det.getMaxKeypoints() == 4096
 
 
-@pytest.mark.parametrize("model", ["default", "s2fast", "vis-ir", "r2d2", "s2fast-wide",
+@pytest.mark.parametrize("model", ["default", "s2fast-gen", "s2fast", "vis-ir", "r2d2", "s2fast-wide",
                                    str(WEIGHTS_DIR / ZOO["s2xfeat"]), str(WEIGHTS_DIR / CV_XFEAT["s2xfeat"])])
 def test_other_models_name_the_ones_that_can(model):
     with pytest.raises(ValueError, match=r"native=True needs .*'s2xfeat', 'xfeat'.*s2cv export CKPT --format cv-xfeat"):

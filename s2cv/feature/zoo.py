@@ -14,7 +14,8 @@ from s2cv.feature.graph import onnx_model_meta, prebuilt_onnx, read_onnx_metadat
 
 WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "weights"
 ZOO: dict[str, str] = {
-    "default": "s2fast-wide-vis-ir-nir.pt",      # visible <-> thermal and <-> NIR; = s2fast-wide
+    "default": "s2fast-gen-vis-ir-nir.pt",       # visible <-> thermal and <-> NIR; = s2fast-gen
+    "s2fast-gen": "s2fast-gen-vis-ir-nir.pt",    # S2Fast, 64-d, the generalisation campaign (8+ h of S2 steps, pseudo-modalities, LLVIP held out)
     "s2fast-wide": "s2fast-wide-vis-ir-nir.pt",  # S2Fast (124 k parameters) fine-tuned from s2fast on mixed geometry + LLVIP, METU
     "s2fast": "s2fast-vis-ir-nir.pt",            # S2Fast trained on RoadScene + VIS-NIR with the paper's geometry
     "s2xfeat": "s2xfeat-vis-ir-nir.pt",  # XFeat layout, S2-trained from XFeat's weights; holds better on hard geometry
