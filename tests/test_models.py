@@ -121,3 +121,12 @@ def test_subnormal_weights_are_zeroed_on_load(tmp_path):
         if a.is_floating_point():
             assert torch.equal(torch.where(a.abs() < 1e-30, torch.zeros_like(a), a), b), name
     assert flush_tiny(loaded) == 0
+
+
+def test_a_checkpoint_packaged_from_anothers_meta_still_says_where_it_is(tmp_path):
+    """Shipping copies a run's checkpoint with its meta; a stale "path" in that meta would point the
+    runtime at the run's folder for the graph beside it (and make backend='auto' fall back to torch)."""
+    net, meta = load_model("s2fast")
+    save_checkpoint(tmp_path / "shipped.pt", net, "fast", {**meta, "arch": "r2d2"})
+    _, loaded = load_model(str(tmp_path / "shipped.pt"))
+    assert loaded["path"] == str(tmp_path / "shipped.pt") and loaded["arch"] == "fast"

@@ -88,7 +88,8 @@ def load_model(model: str | Path) -> tuple[nn.Module, dict[str, Any]]:
 
     net = build_model(ckpt["arch"], **ckpt.get("conf", {}))
     load_weights(net, ckpt["state_dict"], path, f"architecture {ckpt['arch']!r}")
-    meta = {"arch": ckpt["arch"], "path": str(path), **ckpt.get("meta", {})}
+    # the file itself says where it is: a "path" stored in the meta (copied from another checkpoint) must not win
+    meta = {**ckpt.get("meta", {}), "arch": ckpt["arch"], "path": str(path)}
     return net.eval(), meta
 
 
