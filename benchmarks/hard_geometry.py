@@ -41,6 +41,8 @@ def _pairs(dataset: str, data: Path) -> list[Pair]:
 
 def _shrunk(img: np.ndarray, max_side: int | None) -> tuple[np.ndarray, np.ndarray]:
     """The image at most max_side px long, and the scaling that maps its old pixels to the new."""
+    if max_side is not None and max_side < 1:
+        raise ValueError(f"max_side must be a positive number of pixels, got {max_side}")
     s = 1.0 if max_side is None else min(1.0, max_side / max(img.shape[:2]))
     if s < 1.0:
         img = cv2.resize(img, (round(img.shape[1] * s), round(img.shape[0] * s)), interpolation=cv2.INTER_AREA)
