@@ -37,7 +37,7 @@ import numpy as np
 from tqdm import tqdm
 
 from s2cv.evaluation.datasets import list_pairs
-from s2cv.feature.image import read_image
+from s2cv.feature.image import read_image, shrink_to
 from s2cv.registration import accuracy
 from s2cv.registration.geometry import corner_error, fit_transform, match_errors, mutual_nn_matches
 from s2cv.registration.verdict import plausibility
@@ -57,11 +57,7 @@ class Item:
 
 
 def _resize640(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    scale = min(1.0, 640 / max(a.shape[:2]))
-    if scale < 1:
-        size = (round(a.shape[1] * scale), round(a.shape[0] * scale))
-        a, b = (cv2.resize(x, size, interpolation=cv2.INTER_AREA) for x in (a, b))
-    return a, b
+    return shrink_to(a, 640)[0], shrink_to(b, 640)[0]
 
 
 def validation_items(data: Path, seed: int = 0, llvip: bool = True) -> list[Item]:
@@ -379,13 +375,21 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--work", type=Path, required=True, help="cache folder (detections, matches)")
     p.add_argument("--out", type=Path, required=True, help="results folder (results.json, scatter.png, table.md)")
     p.add_argument("--model", default="default")
-    p.add_argument("--options", default="all", help="comma-separated fit option names, or all")
+    p.add_argument("--option", action="append", dest="options", default=[], metavar="NAME",
+                   help="a fit option by its exact name (names hold commas, so one per flag; repeatable; default: "
+                        "all). The first one measured is the fit the estimate is calibrated on")
     p.add_argument("--rig", action="store_true",
                    help="add rig-like validation pairs (RoadScene validation pairs at net scale 2, 1.41 and 0.5, "
                         "cropped and rolled as benchmarks/rig_variants.py builds them) to the calibration set")
     p.add_argument("--report-test", action="store_true",
                    help="only the report on benchmark test pairs (register before/now at the shipped max_error)")
     args = p.parse_args(argv)
+    options = tighten_options()
+    unknown = sorted(set(args.options) - set(options))
+    if unknown:
+        p.error(f"unknown fit options {unknown}; known: {list(options)}")
+    if args.options:
+        options = {k: v for k, v in options.items() if k in args.options}
     if args.report_test:
         rows = detect_and_match(test_items(args.data), args.work / f"test-matches-{args.model}.pkl", model=args.model)
         print(report_test(rows, accuracy.DEFAULT_MAX_ERROR, args.out))
@@ -396,9 +400,6 @@ def main(argv: list[str] | None = None) -> int:
     if args.rig:
         rows += rig_rows(args.data, args.work / f"rig-matches-{args.model}.pkl", model=args.model)
     print(f"{len(rows)} validation pairs", flush=True)
-    options = tighten_options()
-    if args.options != "all":
-        options = {k: v for k, v in options.items() if k in args.options.split(",")}
     results = {name: evaluate(rows, fit, name) for name, fit in options.items()}
     table = [option_row(n, r) for n, r in results.items()]
     for t in table:

@@ -28,7 +28,7 @@ import numpy as np
 from tqdm import tqdm
 
 from s2cv.evaluation.datasets import BENCHMARK_LAYOUTS, Pair, list_pairs, load_benchmark
-from s2cv.feature.image import read_image
+from s2cv.feature.image import read_image, shrink_to
 from s2cv.training.augment import GEOMETRIES, random_homography
 
 
@@ -41,11 +41,9 @@ def _pairs(dataset: str, data: Path) -> list[Pair]:
 
 def _shrunk(img: np.ndarray, max_side: int | None) -> tuple[np.ndarray, np.ndarray]:
     """The image at most max_side px long, and the scaling that maps its old pixels to the new."""
-    if max_side is not None and max_side < 1:
-        raise ValueError(f"max_side must be a positive number of pixels, got {max_side}")
-    s = 1.0 if max_side is None else min(1.0, max_side / max(img.shape[:2]))
-    if s < 1.0:
-        img = cv2.resize(img, (round(img.shape[1] * s), round(img.shape[0] * s)), interpolation=cv2.INTER_AREA)
+    if max_side is None:
+        return img, np.eye(3)
+    img, s = shrink_to(img, max_side)
     return img, np.diag([s, s, 1.0])
 
 

@@ -87,18 +87,22 @@ def make_variant(a: np.ndarray, b: np.ndarray, name: str, rng: np.random.Generat
     return a2, b2, S, A, sv / si
 
 
-def pairs_of(data: Path, split: str) -> list[tuple[str, np.ndarray, np.ndarray, np.ndarray]]:
+def pairs_of(data: Path, split: str, draws: int = 1) -> list[tuple[str, np.ndarray, np.ndarray, np.ndarray]]:
+    """The benchmark's test pairs, or the held-out validation pairs under a fixed paper-range
+    homography (as validation_set builds them); ``draws`` > 1 warps each validation pair that many
+    times (names ``stem#k``; the first draw is the single-draw set), for choices that 18 pairs
+    cannot separate."""
     if split == "test":
         return [(p.name, read_image(p.path_a), read_image(p.path_b), p.H) for p in load_benchmark("roadscene", data)]
-    # validation: aligned held-out pairs under a fixed paper-range homography (as validation_set builds them)
     from s2cv.training.augment import GEOMETRIES, random_homography
 
-    rng = np.random.default_rng(29)
     out = []
-    for p in list_pairs("roadscene", data, "val"):
-        a, b = read_image(p.path_a), read_image(p.path_b)
-        H = random_homography(b.shape[:2], rng, GEOMETRIES["paper"])
-        out.append((Path(p.name).stem, a, cv2.warpPerspective(b, H, (b.shape[1], b.shape[0])), H))
+    pairs = [(Path(p.name).stem, read_image(p.path_a), read_image(p.path_b)) for p in list_pairs("roadscene", data, "val")]
+    for k in range(draws):
+        rng = np.random.default_rng(29 if k == 0 else [29, k])
+        for stem, a, b in pairs:
+            H = random_homography(b.shape[:2], rng, GEOMETRIES["paper"])
+            out.append((stem if k == 0 else f"{stem}#{k}", a, cv2.warpPerspective(b, H, (b.shape[1], b.shape[0])), H))
     return out
 
 
@@ -117,11 +121,11 @@ def thermal_corner_errors(H_est: np.ndarray, H: np.ndarray, S: np.ndarray, A: np
 
 
 def run(data: Path, split: str, variants: list[str], det: cv2.Feature2D, only: set[str] | None = None,
-        refine: bool = False, matcher: Any = None) -> list[dict]:
+        refine: bool = False, matcher: Any = None, draws: int = 1) -> list[dict]:
     """One row per pair, variant and method; ``refine``: ``register``'s dense refinement on;
     ``matcher``: ``register``'s matcher (None: mutual nearest neighbours)."""
     rows = []
-    pairs = pairs_of(data, split)
+    pairs = pairs_of(data, split, draws)
     for variant in variants:
         rng = np.random.default_rng(1000 + sum(variant.encode()))  # per variant: a run of a subset draws the same rolls
         for name, a, b, H in tqdm(pairs, desc=f"variant {variant}", unit="pair"):
@@ -212,6 +216,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", type=Path, required=True)
     p.add_argument("--variants", default="none,rig,0.25,0.5,0.71,1.41,2,4,rot90")
     p.add_argument("--model", default="default")
+    p.add_argument("--draws", type=int, default=1,
+                   help="validation only: warp each pair this many times (18 x draws cases; the first draw is --draws 1's)")
     p.add_argument("--merge", nargs="+", type=Path, help="only merge the results.json of these folders into --out "
                    "(a later folder's rows replace an earlier folder's of the same variant and method)")
     p.add_argument("--methods", help="comma-separated subset of plain,auto,hint,any")
@@ -230,6 +236,8 @@ def main(argv: list[str] | None = None) -> int:
                    help="every searched view (stage 2 on) at this split, 0 = the finer image shrunk, 1 = the coarser "
                         "enlarged, 0.5 = both meet halfway: what the search's choice of split does, for the record")
     args = p.parse_args(argv)
+    if args.draws < 1 or (args.draws > 1 and args.split != "val"):
+        p.error("--draws must be >= 1, and more than one draw is for --split val only")
     if args.search_split is not None:
         plain_stages, split = search.stages, args.search_split
 
@@ -263,7 +271,7 @@ def main(argv: list[str] | None = None) -> int:
         args.model = matcher.det_model
     det = s2cv.S2Net_create(model=args.model, multiscale=args.multiscale)
     rows = run(args.data, args.split, args.variants.split(","), det, set(args.methods.split(",")) if args.methods else None,
-               refine=args.refine, matcher=matcher)
+               refine=args.refine, matcher=matcher, draws=args.draws)
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "results.json").write_text(json.dumps({"split": args.split, "model": args.model, "rows": rows}, indent=0))
     md = table(rows) + "\n\n" + limits_table(rows)

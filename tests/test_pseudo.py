@@ -81,3 +81,25 @@ def test_dataset_pseudo_keeps_ssl_correspondence(tmp_path):
             assert np.all(b[f"{branch}_b"].numpy()[b[f"{branch}_valid_b"].numpy() == 0] == 0)
         changed += not np.allclose(a["vis_a"].numpy(), b["vis_a"].numpy())
     assert changed  # the flag has an effect
+
+
+def test_dataset_pair_pseudo_changes_one_side_of_the_supervised_pair(tmp_path):
+    """--pair-pseudo (a coarser camera on one side of the cross-modal pair) changes appearance only:
+    U and the mask are drawn before it, so the pair stays exactly labelled."""
+    from conftest import make_folder
+
+    from s2cv.evaluation.datasets import list_pairs
+
+    groups = [list_pairs("folder", make_folder(tmp_path / "d", n=4, size=96), "train")]
+    plain = S2PairDataset(groups, crop=64, seed=5)
+    rig = S2PairDataset(groups, crop=64, seed=5, pair_pseudo=("optics",), p_pair_pseudo=1.0)
+    sides = []
+    for i in range(8):
+        a, b = plain[i], rig[i]
+        for key in ("sl_U", "sl_valid_b"):
+            np.testing.assert_array_equal(a[key].numpy(), b[key].numpy())
+        changed = [not np.allclose(a[k].numpy(), b[k].numpy()) for k in ("sl_a", "sl_b")]
+        assert sum(changed) == 1  # exactly one camera is made coarser
+        sides.append(changed.index(True))
+        assert np.all(b["sl_b"].numpy()[b["sl_valid_b"].numpy() == 0] == 0)
+    assert set(sides) == {0, 1}  # either camera

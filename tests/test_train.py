@@ -52,7 +52,7 @@ def test_held_out_camera_pseudo_modalities_and_kept_steps(tmp_path):
     train_root, held_root = make_folder(tmp_path / "d", n=6), make_folder(tmp_path / "other" / "train", n=3)
     out = tmp_path / "run"
     assert main(["--dataset", "folder", "--data", str(train_root), "--val-data", f"folder={held_root}",
-                 "--pseudo", "tone,optics", "--steps", "2", "--val-every", "1", "--crop", "64", "--val-pairs", "1",
+                 "--pseudo", "tone,optics", "--pair-pseudo", "optics", "--steps", "2", "--val-every", "1", "--crop", "64", "--val-pairs", "1",
                  "--val-k", "64", "--keep-checkpoints", "--out", str(out)]) == 0
     import json
     val = [json.loads(line) for line in (out / "val_log.jsonl").read_text().splitlines()]
@@ -62,8 +62,10 @@ def test_held_out_camera_pseudo_modalities_and_kept_steps(tmp_path):
     assert sorted(p.name for p in (out / "steps").iterdir()) == ["000001.pt", "000002.pt"]
     meta = read_checkpoint(out / "last.pt")["meta"]
     assert meta["pseudo"] == "tone,optics" and meta["val_data"] == [f"folder={held_root}"]
-    with pytest.raises(SystemExit):
-        parse_args(["--data", "x", "--out", "y", "--pseudo", "tone,heat"])
+    assert meta["pair_pseudo"] == "optics" and meta["p_pair_pseudo"] == 0.5
+    for bad in (["--pseudo", "tone,heat"], ["--pair-pseudo", "heat"], ["--p-pair-pseudo", "1.5"]):
+        with pytest.raises(SystemExit):
+            parse_args(["--data", "x", "--out", "y", *bad])
 
 
 def test_learning_rate_schedule():
@@ -220,3 +222,23 @@ def test_mixed_geometry_draws_each_range_and_a_single_range_keeps_its_stream(tmp
         mixed[i]
     assert {id(g) for g in seen} == {id(GEOMETRIES["paper"]), id(GEOMETRIES["wide"])}
     assert 10 <= sum(g is GEOMETRIES["wide"] for g in seen) <= 30  # 40 draws, about half each
+
+
+def test_validation_pairs_are_shrunk_to_the_working_size(tmp_path):
+    """Validation (trainer, glue trainer, benchmarks) measures pairs at most 640 px long: one helper,
+    never enlarging, the pair's two images alike."""
+    from s2cv.feature.image import shrink_to
+    from s2cv.training.glue_loop import validation_cases
+
+    big = np.zeros((480, 1280), np.uint8)
+    small, s = shrink_to(big, 640)
+    assert small.shape == (240, 640) and s == 0.5
+    same, s = shrink_to(big[:100, :200], 640)
+    assert same.shape == (100, 200) and s == 1.0
+    with pytest.raises(ValueError, match="max_side"):
+        shrink_to(big, 0)
+    root = make_folder(tmp_path / "d", n=12, size=700)  # 700 x 720 px pairs
+    items = loop.validation_set([("folder", root)], n=1, seed=0)
+    assert items and all(max(a.shape) == 640 and a.shape == b.shape for _, a, b, _ in items)
+    cases = validation_cases([("folder", str(root), "val")], seeds=(0,))
+    assert cases and all(max(v.shape) == 640 and v.shape == i.shape for _, v, i, _ in cases)

@@ -47,6 +47,11 @@ def build_parser(prog: str = "s2cv train") -> argparse.ArgumentParser:
                         f"{', '.join(FAMILIES)} (s2cv.training.pseudo)")
     p.add_argument("--p-pseudo", type=float, default=0.5,
                    help="probability that an SSL pair gets a pseudo-modality (with --pseudo)")
+    p.add_argument("--pair-pseudo", default="none", metavar="FAMILIES",
+                   help="pseudo-modality families for one side of each supervised (cross-modal) pair, as --pseudo; "
+                        "e.g. optics: one camera coarser than the other, as in a rig")
+    p.add_argument("--p-pair-pseudo", type=float, default=0.5,
+                   help="probability that a supervised pair gets a pseudo-modality (with --pair-pseudo)")
     p.add_argument("--val-data", action="append", default=[], metavar="[KIND=]PATH",
                    help="a camera held out of training: all its aligned pairs are validated on (per-camera "
                         "metrics val_<camera>_*), none is trained on; repeatable")
@@ -109,11 +114,12 @@ def parse_args(argv: Sequence[str] | None = None, prog: str = "s2cv train") -> a
         if item.partition("=")[0] not in ("vis", "ir") or not item.partition("=")[2]:
             p.error(f"--ssl-data takes vis=PATH or ir=PATH, got {item!r}")
     try:
-        args.pseudo = parse_families(args.pseudo)
+        args.pseudo, args.pair_pseudo = parse_families(args.pseudo), parse_families(args.pair_pseudo)
     except ValueError as e:
         p.error(str(e))
-    if not 0.0 <= args.p_pseudo <= 1.0:
-        p.error("--p-pseudo must be in [0, 1]")
+    for flag, value in (("--p-pseudo", args.p_pseudo), ("--p-pair-pseudo", args.p_pair_pseudo)):
+        if not 0.0 <= value <= 1.0:
+            p.error(f"{flag} must be in [0, 1]")
     if args.val_k < 1:
         p.error("--val-k must be positive")
     if args.ssl_weight < 0:

@@ -154,6 +154,17 @@ def noise_sigma(gray: np.ndarray) -> float:
     return float(np.median(np.abs(response))) / (0.6745 * 6.0) if response.size else 0.0
 
 
+def shrink_to(image: np.ndarray, max_side: int, interpolation: int = cv2.INTER_AREA) -> tuple[np.ndarray, float]:
+    """The image with its longer side at most ``max_side`` px (never enlarged) and the factor
+    applied: validation and benchmark pairs are measured at one working size."""
+    if max_side < 1:
+        raise ValueError(f"max_side must be a positive number of pixels, got {max_side}")
+    s = min(1.0, max_side / max(image.shape[:2]))
+    if s < 1.0:
+        image = cv2.resize(image, (round(image.shape[1] * s), round(image.shape[0] * s)), interpolation=interpolation)
+    return image, s
+
+
 def pad_to_multiple(image: np.ndarray, multiple: int) -> np.ndarray:
     """Pad bottom/right (edge values) so both sides are multiples of the network stride.
 

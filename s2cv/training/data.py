@@ -31,7 +31,8 @@ class S2PairDataset(Dataset):
                  p_invert_ir: float = 0.2,
                  geometry: GeometricParams | tuple[GeometricParams, ...] = GeometricParams(),
                  unpaired: dict[str, list[Path]] | None = None, p_unpaired: float = 0.5,
-                 pseudo: tuple[str, ...] = (), p_pseudo: float = 0.5) -> None:
+                 pseudo: tuple[str, ...] = (), p_pseudo: float = 0.5,
+                 pair_pseudo: tuple[str, ...] = (), p_pair_pseudo: float = 0.5) -> None:
         """``groups``: one list of pairs per data set; each item first draws a data set uniformly,
         so a small set (VIS-NIR) is not drowned by a large one (RoadScene). ``unpaired``: extra
         single-modality frames per SSL branch ("vis", "ir"); with probability ``p_unpaired`` a
@@ -39,9 +40,12 @@ class S2PairDataset(Dataset):
         ``geometry``: one range, or several of which each transform draws one. ``pseudo``: the
         pseudo-modality families (``s2cv.training.pseudo``) of which, with probability ``p_pseudo``,
         one side of each SSL pair gets a random chain (no draw at all when empty, so runs without
-        them keep their random stream)."""
+        them keep their random stream). ``pair_pseudo``: the same for one side of the supervised
+        cross-modal pair (with probability ``p_pair_pseudo``), e.g. ``optics``: a rig whose thermal
+        camera is coarser than its visible one."""
         self.crop, self.length, self.seed, self.p_invert_ir = crop, length, seed, p_invert_ir
         self.pseudo, self.p_pseudo = tuple(pseudo), p_pseudo
+        self.pair_pseudo, self.p_pair_pseudo = tuple(pair_pseudo), p_pair_pseudo
         self.geometries = geometry if isinstance(geometry, tuple) else (geometry,)
         self.p_unpaired = p_unpaired
         self.images = [[self._load(p) for p in pairs] for pairs in groups if pairs]
@@ -87,6 +91,11 @@ class S2PairDataset(Dataset):
             b = 1.0 - b
         item: dict[str, np.ndarray] = {}
         sa, sb, U, valid = pair_augment(a, b, rng, self._geometry(rng))
+        if self.pair_pseudo and rng.random() < self.p_pair_pseudo:
+            if rng.random() < 0.5:
+                sa = pseudo_modality(sa, rng, self.pair_pseudo)
+            else:
+                sb = pseudo_modality(sb, rng, self.pair_pseudo) * valid
         item.update(sl_a=sa, sl_b=sb, sl_U=U, sl_valid_b=valid)
         for key, image in (("vis", a), ("ir", b)):
             frames = self.unpaired.get(key)

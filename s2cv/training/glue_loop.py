@@ -23,7 +23,7 @@ import numpy as np
 import torch
 
 from s2cv.evaluation.datasets import list_pairs
-from s2cv.feature.image import pad_to_multiple, to_gray_float
+from s2cv.feature.image import pad_to_multiple, shrink_to, to_gray_float
 from s2cv.models.checkpoint import load_model, save_checkpoint
 from s2cv.models.common import l2_normalize
 from s2cv.models.glue import GlueConfig, GlueMatcher, normalize_keypoints
@@ -141,9 +141,7 @@ def validation_cases(val_data: Sequence[tuple[str, str, str]], seeds: Sequence[i
     for kind, root, split in val_data:
         for p in list_pairs(kind, root, split):
             vis, ir = cv2.imread(str(p.path_a), cv2.IMREAD_GRAYSCALE), cv2.imread(str(p.path_b), cv2.IMREAD_GRAYSCALE)
-            scale = min(1.0, max_side / max(vis.shape))
-            size = (int(round(vis.shape[1] * scale)), int(round(vis.shape[0] * scale)))
-            vis, ir = (cv2.resize(im, size, interpolation=cv2.INTER_AREA) for im in (vis, ir))
+            vis, ir = (shrink_to(im, max_side)[0] for im in (vis, ir))
             for seed in seeds:
                 rng = np.random.default_rng(1000 + seed)
                 H = random_homography(ir.shape[:2], rng, GEOMETRIES["hard"])

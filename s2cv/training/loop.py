@@ -33,7 +33,7 @@ from s2cv.evaluation.plots import plot_training
 from s2cv.models import build_model
 from s2cv.models.checkpoint import load_model, read_checkpoint, save_checkpoint
 from s2cv.models.common import flush_tiny
-from s2cv.feature.image import list_images, read_gray
+from s2cv.feature.image import list_images, read_gray, shrink_to
 from s2cv.training.augment import GEOMETRIES, TRAINING_GEOMETRIES, GeometricParams, random_homography, warp
 from s2cv.training.data import S2PairDataset
 from s2cv.training.losses import S2Loss
@@ -99,11 +99,7 @@ def validation_set(sources: list[tuple[str, Path]], n: int, seed: int,
     chosen += [(kind, root, list_pairs(kind, root, "all")) for kind, root in held_out]
     for kind, root, pairs in chosen:
         for pair in pairs:
-            a, b = read_gray(pair.path_a), read_gray(pair.path_b)
-            scale = min(1.0, 640 / max(a.shape))
-            if scale < 1:
-                size = (round(a.shape[1] * scale), round(a.shape[0] * scale))
-                a, b = (cv2.resize(x, size) for x in (a, b))
+            a, b = (shrink_to(read_gray(path), 640, cv2.INTER_LINEAR)[0] for path in (pair.path_a, pair.path_b))
             H = random_homography(b.shape, rng, geometry)
             b, _ = warp(b, H)
             items.append((f"{camera_label(kind, root)}/{pair.name}", a, b, H))
@@ -320,7 +316,8 @@ def run_meta(args: argparse.Namespace, sources: list[tuple[str, Path]], world: i
             "crop": args.crop, "batch_size": args.batch_size * world, "lr": args.lr,
             "lr_final": args.lr_final, "init": args.init, "geometry": args.geometry,
             "ssl_data": args.ssl_data, "keypoint_teacher": args.keypoint_teacher,
-            "pseudo": ",".join(args.pseudo), "p_pseudo": args.p_pseudo, "val_data": args.val_data,
+            "pseudo": ",".join(args.pseudo), "p_pseudo": args.p_pseudo,
+            "pair_pseudo": ",".join(args.pair_pseudo), "p_pair_pseudo": args.p_pair_pseudo, "val_data": args.val_data,
             "weight_decay": args.weight_decay, "seed": args.seed, "neg_radius": args.neg_radius}
 
 
@@ -380,7 +377,8 @@ def train(args: argparse.Namespace) -> Path:
     n_pairs = sum(len(g) for g in groups)
     steps = args.steps or math.ceil((args.epochs or 25) * n_pairs / (args.batch_size * process.world))
     dataset = S2PairDataset(groups, crop=args.crop, seed=args.seed, geometry=TRAINING_GEOMETRIES[args.geometry],
-                            unpaired=unpaired_frames(args), pseudo=args.pseudo, p_pseudo=args.p_pseudo)
+                            unpaired=unpaired_frames(args), pseudo=args.pseudo, p_pseudo=args.p_pseudo,
+                            pair_pseudo=args.pair_pseudo, p_pair_pseudo=args.p_pair_pseudo)
     trainer = Trainer(args, process)
     start = trainer.progress.step
     sampler = StreamSampler(start * args.batch_size, process.rank, process.world)
