@@ -56,10 +56,6 @@ class Item:
     H: np.ndarray  # ground truth, visible -> IR pixels
 
 
-def _resize640(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    return shrink_to(a, 640)[0], shrink_to(b, 640)[0]
-
-
 def validation_items(data: Path, seed: int = 0, llvip: bool = True) -> list[Item]:
     """The validation pairs described in the module docstring (deterministic for ``seed``)."""
     rng = np.random.default_rng(seed + 2929)
@@ -76,7 +72,7 @@ def validation_items(data: Path, seed: int = 0, llvip: bool = True) -> list[Item
             plan.append(("llvip", pair, (("paper", "hard")[i % 2],)))
     items = []
     for group, pair, geometries in plan:
-        a, b = _resize640(read_image(pair.path_a), read_image(pair.path_b))
+        a, b = (shrink_to(read_image(path), 640)[0] for path in (pair.path_a, pair.path_b))
         for k, geometry in enumerate(geometries):
             H = random_homography(b.shape[:2], rng, GEOMETRIES[geometry])
             warped = cv2.warpPerspective(b, H, (b.shape[1], b.shape[0]))
@@ -125,7 +121,7 @@ def rig_rows(data: Path, cache: Path, variants: tuple[str, ...] = ("rig", "1.41"
     pairs = rv.pairs_of(data / "roadscene", "val")
     rows = []
     for variant in variants:
-        rng = np.random.default_rng(1000 + sum(variant.encode()))  # the rolls rig_variants.py draws
+        rng = rv.roll_rng(variant)  # the rolls rig_variants.py draws
         for name, a, b, H in tqdm(pairs, desc=f"rig {variant}", unit="pair"):
             a2, b2, S, A, r = rv.make_variant(a, b, variant, rng)
             view = search.View(r, 0).fine()

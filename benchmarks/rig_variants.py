@@ -87,6 +87,12 @@ def make_variant(a: np.ndarray, b: np.ndarray, name: str, rng: np.random.Generat
     return a2, b2, S, A, sv / si
 
 
+def roll_rng(variant: str) -> np.random.Generator:
+    """The random stream of a variant's rolls: one per variant, so a run of a subset of the
+    variants (or another script on the same pairs) draws the same rolls."""
+    return np.random.default_rng(1000 + sum(variant.encode()))
+
+
 def pairs_of(data: Path, split: str, draws: int = 1) -> list[tuple[str, np.ndarray, np.ndarray, np.ndarray]]:
     """The benchmark's test pairs, or the held-out validation pairs under a fixed paper-range
     homography (as validation_set builds them); ``draws`` > 1 warps each validation pair that many
@@ -127,7 +133,7 @@ def run(data: Path, split: str, variants: list[str], det: cv2.Feature2D, only: s
     rows = []
     pairs = pairs_of(data, split, draws)
     for variant in variants:
-        rng = np.random.default_rng(1000 + sum(variant.encode()))  # per variant: a run of a subset draws the same rolls
+        rng = roll_rng(variant)
         for name, a, b, H in tqdm(pairs, desc=f"variant {variant}", unit="pair"):
             a2, b2, S, A, r = make_variant(a, b, variant, rng)
             methods = {"plain": None, "auto": {}} if variant in ("none", "rig", "rot90") else {"auto": {}}

@@ -27,7 +27,7 @@ from s2cv.registration import search
 from s2cv.registration.register import for_detector, register_features
 
 sys.path.insert(0, str(Path(__file__).parent))
-from rig_variants import make_variant, pairs_of, thermal_corner_errors  # noqa: E402
+from rig_variants import make_variant, pairs_of, roll_rng, thermal_corner_errors  # noqa: E402
 
 RATIOS = tuple(2 ** (k / 4) for k in range(7))
 SPLITS = (0.0, 0.5, 1.0)
@@ -79,7 +79,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.draws < 1 or (args.draws > 1 and args.split != "val"):
         p.error("--draws must be >= 1, and more than one draw is for --split val only")
     det = s2cv.S2Net_create(model=args.model)
-    rng = np.random.default_rng(1000 + sum("rig".encode()))  # rig_variants.py's rolls for the rig variant
+    rng = roll_rng("rig")
     rows = []
     for name, a, b, H in tqdm(pairs_of(args.data, args.split, args.draws), desc="rig views", unit="pair"):
         a2, b2, S, A, _ = make_variant(a, b, "rig", rng)

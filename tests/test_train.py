@@ -237,6 +237,8 @@ def test_validation_pairs_are_shrunk_to_the_working_size(tmp_path):
     assert same.shape == (100, 200) and s == 1.0
     with pytest.raises(ValueError, match="max_side"):
         shrink_to(big, 0)
+    with pytest.raises(ValueError, match="non-empty"):
+        shrink_to(np.zeros((0, 5), np.uint8), 640)
     root = make_folder(tmp_path / "d", n=12, size=700)  # 700 x 720 px pairs
     items = loop.validation_set([("folder", root)], n=1, seed=0)
     assert items and all(max(a.shape) == 640 and a.shape == b.shape for _, a, b, _ in items)

@@ -159,6 +159,8 @@ def shrink_to(image: np.ndarray, max_side: int, interpolation: int = cv2.INTER_A
     applied: validation and benchmark pairs are measured at one working size."""
     if max_side < 1:
         raise ValueError(f"max_side must be a positive number of pixels, got {max_side}")
+    if image.ndim < 2 or min(image.shape[:2]) == 0:
+        raise ValueError(f"expected a non-empty image, got shape {image.shape}")
     s = min(1.0, max_side / max(image.shape[:2]))
     if s < 1.0:
         image = cv2.resize(image, (round(image.shape[1] * s), round(image.shape[0] * s)), interpolation=interpolation)

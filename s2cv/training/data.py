@@ -91,22 +91,26 @@ class S2PairDataset(Dataset):
             b = 1.0 - b
         item: dict[str, np.ndarray] = {}
         sa, sb, U, valid = pair_augment(a, b, rng, self._geometry(rng))
-        if self.pair_pseudo and rng.random() < self.p_pair_pseudo:
-            if rng.random() < 0.5:
-                sa = pseudo_modality(sa, rng, self.pair_pseudo)
-            else:
-                sb = pseudo_modality(sb, rng, self.pair_pseudo) * valid
+        sa, sb = _pseudo_one_side(sa, sb, valid, rng, self.pair_pseudo, self.p_pair_pseudo)
         item.update(sl_a=sa, sl_b=sb, sl_U=U, sl_valid_b=valid)
         for key, image in (("vis", a), ("ir", b)):
             frames = self.unpaired.get(key)
             if frames and rng.random() < self.p_unpaired:
                 (image,) = self.random_crop(rng, frames[int(rng.integers(len(frames)))])
             tb, H, valid = s2_transform(image, rng, self._geometry(rng))
-            if self.pseudo and rng.random() < self.p_pseudo:
-                if rng.random() < 0.5:
-                    image = pseudo_modality(image, rng, self.pseudo)
-                else:
-                    tb = pseudo_modality(tb, rng, self.pseudo) * valid
+            image, tb = _pseudo_one_side(image, tb, valid, rng, self.pseudo, self.p_pseudo)
             item.update({f"{key}_a": image, f"{key}_b": tb, f"{key}_U": H, f"{key}_valid_b": valid})
         return {k: torch.from_numpy(np.ascontiguousarray(v, dtype=np.float32))[None] if v.ndim == 2 and k[-1] != "U"
                 else torch.from_numpy(np.asarray(v, dtype=np.float32)) for k, v in item.items()}
+
+
+def _pseudo_one_side(a: np.ndarray, b: np.ndarray, valid: np.ndarray, rng: np.random.Generator,
+                     families: tuple[str, ...], p: float) -> tuple[np.ndarray, np.ndarray]:
+    """With probability ``p``, a pseudo-modality chain on one of the pair's two sides (``b`` keeps
+    its validity mask); no draw at all without families, so runs without them keep their stream."""
+    if families and rng.random() < p:
+        if rng.random() < 0.5:
+            a = pseudo_modality(a, rng, families)
+        else:
+            b = pseudo_modality(b, rng, families) * valid
+    return a, b
