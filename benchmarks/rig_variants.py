@@ -29,7 +29,7 @@ import math
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import cv2
 import numpy as np
@@ -213,6 +213,34 @@ def limits_table(rows: list[dict], limits: tuple[float, ...] = (4, 6, 8, 11)) ->
             lines.append(f"| {v} | {limit:g} | {len(e)} | {sum(x <= 10 for x in e)} | {sum(x > 10 for x in e)} | "
                          f"{len(over20)}{f' ({max(over20):.0f})' if over20 else ''} |")
     return "\n".join(lines)
+
+
+def rig_pairs_main(doc: str, field: str, per_pair: Callable[..., Any], table_of: Callable[[list[dict]], str],
+                   argv: list[str] | None = None) -> int:
+    """The command line of a benchmark that measures each ``rig`` variant pair (same pairs and
+    rolls as here): ``per_pair(detector, visible', IR', H, S, A)`` gives the row's ``field``;
+    results.json and ``table_of(rows)`` (table.md) go to --out."""
+    p = argparse.ArgumentParser(description=doc.split("\n\n")[0])
+    p.add_argument("--data", type=Path, required=True, help="RoadScene root")
+    p.add_argument("--split", choices=("val", "test"), required=True)
+    p.add_argument("--draws", type=int, default=1, help="validation only: homography draws per pair (as rig_variants.py)")
+    p.add_argument("--model", default="default")
+    p.add_argument("--out", type=Path, required=True)
+    args = p.parse_args(argv)
+    if args.draws < 1 or (args.draws > 1 and args.split != "val"):
+        p.error("--draws must be >= 1, and more than one draw is for --split val only")
+    det = s2cv.S2Net_create(model=args.model)
+    rng = roll_rng("rig")
+    rows = []
+    for name, a, b, H in tqdm(pairs_of(args.data, args.split, args.draws), desc=f"rig {field}", unit="pair"):
+        a2, b2, S, A, _ = make_variant(a, b, "rig", rng)
+        rows.append({"pair": name, field: per_pair(det, a2, b2, H, S, A)})
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "results.json").write_text(json.dumps({"split": args.split, "model": args.model, "rows": rows}))
+    md = table_of(rows)
+    (args.out / "table.md").write_text(md + "\n")
+    print(md)
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -13,21 +13,17 @@ fine pass and rescale are not run here.
 """
 from __future__ import annotations
 
-import argparse
-import json
 import math
 import sys
 from pathlib import Path
 
 import numpy as np
-from tqdm import tqdm
 
-import s2cv
 from s2cv.registration import search
 from s2cv.registration.register import for_detector, register_features
 
 sys.path.insert(0, str(Path(__file__).parent))
-from rig_variants import make_variant, pairs_of, roll_rng, thermal_corner_errors  # noqa: E402
+from rig_variants import rig_pairs_main, thermal_corner_errors  # noqa: E402
 
 RATIOS = tuple(2 ** (k / 4) for k in range(7))
 SPLITS = (0.0, 0.5, 1.0)
@@ -69,27 +65,7 @@ def table(rows: list[dict]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--data", type=Path, required=True, help="RoadScene root")
-    p.add_argument("--split", choices=("val", "test"), required=True)
-    p.add_argument("--draws", type=int, default=1, help="validation only: homography draws per pair (as rig_variants.py)")
-    p.add_argument("--model", default="default")
-    p.add_argument("--out", type=Path, required=True)
-    args = p.parse_args(argv)
-    if args.draws < 1 or (args.draws > 1 and args.split != "val"):
-        p.error("--draws must be >= 1, and more than one draw is for --split val only")
-    det = s2cv.S2Net_create(model=args.model)
-    rng = roll_rng("rig")
-    rows = []
-    for name, a, b, H in tqdm(pairs_of(args.data, args.split, args.draws), desc="rig views", unit="pair"):
-        a2, b2, S, A, _ = make_variant(a, b, "rig", rng)
-        rows.append({"pair": name, "views": views_of(det, a2, b2, H, S, A)})
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "results.json").write_text(json.dumps({"split": args.split, "model": args.model, "rows": rows}))
-    md = table(rows)
-    (args.out / "table.md").write_text(md + "\n")
-    print(md)
-    return 0
+    return rig_pairs_main(__doc__, "views", views_of, table, argv)
 
 
 if __name__ == "__main__":

@@ -279,10 +279,12 @@ def test_a_rig_where_no_frame_registers(tmp_path, capsys):
 
 
 def test_a_rig_of_mismatched_frames(tmp_path, sift):
-    """Each visible frame paired with another frame's IR: the pooled fit finds no agreement and
-    says so, also where one pair's own fit passes by chance (then that pair disagrees)."""
+    """Each visible frame paired with another frame's IR, mirrored (the frames are crops of one
+    scene, so unmirrored two of them overlap and a true homography relates them): the pooled fit
+    finds no agreement and says so, also where one pair's own fit passes by chance (then that
+    pair disagrees)."""
     frames = synthetic_frames(5)
-    wrong = [(frames[i][0], frames[(i + 2) % 5][1]) for i in range(5)]
+    wrong = [(frames[i][0], np.ascontiguousarray(frames[(i + 2) % 5][1][:, ::-1])) for i in range(5)]
     result = cal.calibrate(*write_folders(tmp_path, wrong), sift)
     assert not result.success and result.message.startswith("no frame registers")
     assert all("disagrees" in f.flags for f in result.frames if f.own_success)

@@ -22,6 +22,7 @@ import s2cv
 from s2cv.__main__ import main as cli_main
 from s2cv.models.checkpoint import save_checkpoint
 from s2cv.registration import register as reg
+from s2cv.registration import geometry
 from s2cv.registration.geometry import corner_error
 
 # Visible -> IR, the benchmark's direction; register() must return (about) its inverse.
@@ -120,6 +121,24 @@ def test_affine_and_similarity(transform):
     assert result.transform == transform
     np.testing.assert_allclose(result.H[2], [0, 0, 1], atol=1e-12)
     assert error_vs_truth(result, A) < 1.0
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_thorough_fit_finds_a_model_with_4_percent_correct_matches(seed):
+    """40 correct matches among 1 000 (a coarse thermal camera against a 2x finer visible one):
+    MAGSAC++ alone draws an all-correct 4-point sample too rarely; the similarity-seeded refit finds it."""
+    rng = np.random.default_rng(seed)
+    c, s = 2.0 * np.cos(0.05), 2.0 * np.sin(0.05)
+    H = np.array([[c, -s, 40.0], [s, c, 25.0], [1e-5, 2e-5, 1.0]])
+    src = rng.uniform(0, [340, 220], (40, 2))
+    dst = geometry.warp_points(src, H) + rng.normal(0, 1.0, (40, 2))
+    src = np.r_[src, rng.uniform(0, [340, 220], (960, 2))]
+    dst = np.r_[dst, rng.uniform(0, [720, 480], (960, 2))]
+    plain, _ = cv2.findHomography(src, dst, cv2.USAC_MAGSAC, 3.0, **geometry.THOROUGH)
+    assert plain is None or corner_error(plain, H, (220, 340)) > 20  # the case the seed is for
+    fitted, inliers = geometry.fit_transform(src, dst, "homography", 3.0, thorough=True)
+    assert corner_error(fitted, H, (220, 340)) < 2.0
+    assert inliers[:40].sum() >= 36 and inliers[40:].sum() <= 5
 
 
 def test_ratio_test_keeps_a_subset(pair):

@@ -127,6 +127,20 @@ def test_bootstrap_spread_is_deterministic_and_grows_with_noise():
     assert accuracy.corner_spread(H, patch, warp_points(patch, H) + rng.normal(0, 1.0, patch.shape), shape) > 2 * a
 
 
+def test_a_shrunk_view_fits_with_the_threshold_in_its_own_pixels(detector, sample, monkeypatch):
+    """A visible image shrunk by 2 for a view localises its keypoints to 2 of its original pixels,
+    so the view's fit takes a 2x inlier threshold (in original visible px); the enlarged (fine)
+    view and the pair as given keep the user's."""
+    from s2cv.registration import register as reg
+
+    seen = []
+    real = reg.register_features
+    monkeypatch.setattr(reg, "register_features", lambda *a, **k: seen.append(k["ransac_threshold"]) or real(*a, **k))
+    vis, ir, _ = sample
+    reg.register(cv2.resize(vis, None, fx=2, fy=2), ir, detector, scale=2.0, ransac_threshold=2.5)
+    assert seen[:2] == [5.0, 2.5]  # the hint's view (visible shrunk by 2), then its fine view
+
+
 @pytest.mark.parametrize("degrees, ratio", [(90, 1.0), (270, 0.5), (45, 1.0), (180, 0.71)])
 def test_view_keypoints_map_back_to_the_original_pixels(degrees, ratio):
     image = np.zeros((60, 80), np.uint8)

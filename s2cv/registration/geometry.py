@@ -152,7 +152,8 @@ def fit_transform(src: np.ndarray, dst: np.ndarray, transform: str = "homography
                   threshold: float = 3.0, thorough: bool = False) -> tuple[np.ndarray | None, np.ndarray]:
     """Robust fit src -> dst (MAGSAC++ homography, RANSAC affine/similarity) as a 3x3 matrix
     and the inlier mask; (None, empty mask) when too few points or the estimator gives up.
-    ``thorough``: more MAGSAC++ iterations and a higher confidence (``THOROUGH``)."""
+    ``thorough`` (``register``'s and ``calibrate``'s own fit): more MAGSAC++ iterations and a higher
+    confidence (``THOROUGH``), then the similarity-seeded refit (``_seeded_by_similarity``)."""
     src = np.asarray(src, np.float64).reshape(-1, 2)
     dst = np.asarray(dst, np.float64).reshape(-1, 2)
     empty = np.zeros(len(src), bool)
@@ -161,6 +162,8 @@ def fit_transform(src: np.ndarray, dst: np.ndarray, transform: str = "homography
     if transform == "homography":
         method = getattr(cv2, "USAC_MAGSAC", cv2.RANSAC)
         M, mask = cv2.findHomography(src, dst, method, threshold, **(THOROUGH if thorough else {}))
+        if thorough:
+            M, mask = _seeded_by_similarity(src, dst, threshold, M, mask)
     else:
         estimate = cv2.estimateAffine2D if transform == "affine" else cv2.estimateAffinePartial2D
         M, mask = estimate(src, dst, method=cv2.RANSAC, ransacReprojThreshold=threshold)
@@ -170,6 +173,39 @@ def fit_transform(src: np.ndarray, dst: np.ndarray, transform: str = "homography
         return None, empty
     inliers = empty if mask is None else mask.reshape(-1).astype(bool)
     return M.astype(np.float64), inliers
+
+
+SEED_FACTOR = 4.0  # the similarity's inlier threshold, in multiples of the homography's
+
+
+def _consensus(M: np.ndarray | None, src: np.ndarray, dst: np.ndarray, threshold: float) -> int:
+    """How many pairs ``M`` maps within ``threshold`` px (0 without a model)."""
+    if M is None or M.shape != (3, 3) or not np.isfinite(M).all():
+        return 0
+    return int((np.linalg.norm(warp_points(src, M) - dst, axis=1) <= threshold).sum())
+
+
+def _seeded_by_similarity(src: np.ndarray, dst: np.ndarray, threshold: float, M: np.ndarray | None,
+                          mask: np.ndarray | None) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """A second MAGSAC++ fit on the pairs a loose similarity keeps; the one of the two fits with
+    more pairs within ``threshold`` wins.
+
+    Why: with 5 % correct matches (a coarse thermal camera against a finer visible one) a 4-point
+    sample is all-correct once in 160 000 draws, so MAGSAC++ settles on a wrong model although
+    the correct matches are there; a 2-point similarity needs 400 draws, and its loose consensus
+    (``SEED_FACTOR`` x the threshold: room for perspective) raises the share of correct matches
+    the homography is then drawn from."""
+    S, keep = cv2.estimateAffinePartial2D(src, dst, method=cv2.RANSAC, ransacReprojThreshold=SEED_FACTOR * threshold,
+                                          maxIters=THOROUGH["maxIters"], confidence=THOROUGH["confidence"])
+    if S is None or keep is None or int(keep.sum()) < MIN_POINTS["homography"] + 1:
+        return M, mask
+    sel = keep.reshape(-1).astype(bool)
+    M2, mask2 = cv2.findHomography(src[sel], dst[sel], getattr(cv2, "USAC_MAGSAC", cv2.RANSAC), threshold, **THOROUGH)
+    if _consensus(M2, src, dst, threshold) <= _consensus(M, src, dst, threshold):
+        return M, mask
+    full = np.zeros(len(src), np.uint8)
+    full[np.flatnonzero(sel)] = mask2.reshape(-1)
+    return M2, full
 
 
 def least_squares(src: np.ndarray, dst: np.ndarray, transform: str = "homography") -> np.ndarray | None:
