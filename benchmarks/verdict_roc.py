@@ -127,7 +127,7 @@ def detect_and_fit(model: str, pairs: list[dict[str, Any]], k: int) -> dict[str,
     """
     det = _detector(model, k)
     out: dict[str, list] = {key: [] for key in ("name", "kind", "src", "dst", "inliers", "H", "src_shape",
-                                                  "dst_shape", "corner_error")}
+                                                  "dst_shape", "corner_error", "success")}
     for p in tqdm(pairs, desc=model, file=sys.stderr):
         r = register(p["a"], p["b"], det)
         pv, pi = r.matched_points()
@@ -137,11 +137,12 @@ def detect_and_fit(model: str, pairs: list[dict[str, Any]], k: int) -> dict[str,
             err = corner_error(np.linalg.inv(r.H), p["H"], p["a"].shape)
         for key, value in (("name", p["name"]), ("kind", p["kind"]), ("src", pi), ("dst", pv),
                            ("inliers", r.inlier_mask), ("H", r.H if judged else np.full((3, 3), np.nan)),
-                           ("src_shape", p["b"].shape[:2]), ("dst_shape", p["a"].shape[:2]), ("corner_error", err)):
+                           ("src_shape", p["b"].shape[:2]), ("dst_shape", p["a"].shape[:2]), ("corner_error", err),
+                           ("success", bool(r.success and not r.implausible_accepted))):
             out[key].append(value)
     return {"name": np.array(out["name"]), "kind": np.array(out["kind"]),
             "H": np.array(out["H"]), "src_shape": np.array(out["src_shape"]), "dst_shape": np.array(out["dst_shape"]),
-            "corner_error": np.array(out["corner_error"]),
+            "corner_error": np.array(out["corner_error"]), "success": np.array(out["success"]),
             "counts": np.array([len(x) for x in out["src"]]),
             "src": np.concatenate(out["src"]).reshape(-1, 2), "dst": np.concatenate(out["dst"]).reshape(-1, 2),
             "inliers": np.concatenate(out["inliers"]).astype(bool)}
@@ -160,7 +161,8 @@ def signal_rows(cache: dict[str, np.ndarray]) -> list[dict[str, Any]]:
                               tuple(cache["dst_shape"][i]), inliers=cache["inliers"][sl])
         err = float(cache["corner_error"][i])
         rows.append({"name": str(cache["name"][i]), "kind": str(cache["kind"][i]), "fitted": signals is not None,
-                     "signals": signals, "corner_error": err if math.isfinite(err) else None})
+                     "signals": signals, "corner_error": err if math.isfinite(err) else None,
+                     "success": bool(cache["success"][i]) if "success" in cache else None})
     return rows
 
 
@@ -313,6 +315,20 @@ def combined_table(all_rows: dict[str, list], thresholds: VerdictThresholds) -> 
     return "\n".join(lines)
 
 
+def success_table(all_rows: dict[str, list[dict[str, Any]]]) -> str:
+    """What ``register`` reported as registered, per model and K: true pairs (and how many of
+    them are more than CORRECT_PX off) and mismatched pairs, named."""
+    lines = ["| model@K | true pairs reported | of them wrong | mismatched reported | which |", "|---|---|---|---|---|"]
+    for key, rows in all_rows.items():
+        if any(r["success"] is None for r in rows):
+            continue
+        correct, wrong, mismatched = _groups(rows)
+        bad = [r["name"] for r in mismatched if r["success"]]
+        lines.append(f"| {key} | {sum(r['success'] for r in correct + wrong)}/{len(correct) + len(wrong)} | "
+                     f"{sum(r['success'] for r in wrong)} | {len(bad)}/{len(mismatched)} | {', '.join(bad) or '-'} |")
+    return "\n".join(lines)
+
+
 def report(all_rows: dict[str, list[dict[str, Any]]], out: Path, base: VerdictThresholds,
            margin: float, spare: int) -> None:
     """Print the tables and write ``out/roc.png``."""
@@ -323,6 +339,8 @@ def report(all_rows: dict[str, list[dict[str, Any]]], out: Path, base: VerdictTh
     print(f"shipped thresholds (s2cv.registration.verdict.DEFAULT_THRESHOLDS): {asdict(base)}\n")
     print("combined verdict (all tests at the shipped thresholds):\n")
     print(combined_table(all_rows, base))
+    print("\nregister's answer (plausible and within max_error; caches written since it was stored):\n")
+    print(success_table(all_rows))
     pooled = {"all models and K": [r for rows in all_rows.values() for r in rows]}
     print("\neach statistical test alone, with the geometric tests (correct true fits kept / mismatched refused):\n")
     print(sweep_table(pooled, base))
