@@ -138,7 +138,15 @@ def test_a_shrunk_view_fits_with_the_threshold_in_its_own_pixels(detector, sampl
     monkeypatch.setattr(reg, "register_features", lambda *a, **k: seen.append(k["ransac_threshold"]) or real(*a, **k))
     vis, ir, _ = sample
     reg.register(cv2.resize(vis, None, fx=2, fy=2), ir, detector, scale=2.0, ransac_threshold=2.5)
-    assert seen[:2] == [5.0, 2.5]  # the hint's view (visible shrunk by 2), then its fine view
+    # the hint's view (visible shrunk by 2), its fine view, then both meeting halfway (shrunk by sqrt 2)
+    assert seen[:3] == pytest.approx([5.0, 2.5, 2.5 * math.sqrt(2)])
+
+
+@pytest.mark.parametrize("view", [search.View(2.0, 0), search.View(2.0, 0, 1.0), search.View(0.5, 90, 0.5),
+                                  search.View(1.0, 0)])
+def test_a_view_is_rebuilt_from_its_summary(view):
+    """calibrate fixes the rig's view from the first registered frame's ``result.view``."""
+    assert search.View.from_summary(view.summary()) == view
 
 
 @pytest.mark.parametrize("degrees, ratio", [(90, 1.0), (270, 0.5), (45, 1.0), (180, 0.71)])
