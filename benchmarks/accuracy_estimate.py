@@ -39,7 +39,7 @@ from tqdm import tqdm
 from s2cv.evaluation.datasets import list_pairs
 from s2cv.feature.image import read_image, shrink_to
 from s2cv.registration import accuracy
-from s2cv.registration.geometry import THOROUGH, corner_error, fit_transform, match_errors, mutual_nn_matches
+from s2cv.registration.geometry import MAGSAC, THOROUGH, corner_error, fit_transform, match_errors, mutual_nn_matches
 from s2cv.registration.verdict import plausibility
 from s2cv.training.augment import GEOMETRIES, random_homography
 
@@ -211,8 +211,7 @@ def tighten_options() -> dict[str, Fit]:
 
     return {
         ADOPTED: _magsac(3.0, None, thorough=True),
-        "MAGSAC 3 px, 10k iters, conf 0.9999 (no similarity seed)": _magsac(3.0, getattr(cv2, "USAC_MAGSAC", cv2.RANSAC),
-                                                                            **THOROUGH),
+        "MAGSAC 3 px, 10k iters, conf 0.9999 (no similarity seed)": _magsac(3.0, MAGSAC, **THOROUGH),
         "MAGSAC 3 px (before)": _magsac(3.0),
         "MAGSAC 2 px": _magsac(2.0),
         "USAC_ACCURATE 3 px": _magsac(3.0, cv2.USAC_ACCURATE),

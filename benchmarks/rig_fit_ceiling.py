@@ -20,7 +20,7 @@ import cv2
 import numpy as np
 
 from s2cv.registration import search
-from s2cv.registration.geometry import THOROUGH, fit_transform, least_squares, mutual_nn_matches, warp_points
+from s2cv.registration.geometry import MAGSAC, THOROUGH, fit_transform, least_squares, mutual_nn_matches, warp_points
 from s2cv.registration.register import for_detector
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -44,9 +44,9 @@ def fits_of(det, a2: np.ndarray, b2: np.ndarray, H: np.ndarray, S: np.ndarray, A
         pv = np.float64([dv[0][i].pt for i in m[:, 0]]).reshape(-1, 2)
         pi = np.float64([di[0][j].pt for j in m[:, 1]]).reshape(-1, 2)
         correct = np.linalg.norm(warp_points(pi, truth) - pv, axis=1) / RATIO <= CORRECT_PX
-        threshold = 3.0 / min(rv, 1.0)  # register's view threshold
+        threshold = search.view_threshold(3.0, dv[4])  # register's view threshold
         err = lambda F: (thermal_corner_errors(F, H, S, A, b2.shape)[1] if F is not None else math.inf)  # noqa: E731
-        plain = cv2.findHomography(pi, pv, cv2.USAC_MAGSAC, threshold, **THOROUGH)[0] if len(pi) >= 4 else None
+        plain = cv2.findHomography(pi, pv, MAGSAC, threshold, **THOROUGH)[0] if len(pi) >= 4 else None
         ceiling = least_squares(pi[correct], pv[correct]) if correct.sum() >= 4 else None
         errors = {"magsac": err(plain), "register": err(fit_transform(pi, pv, "homography", threshold, thorough=True)[0]),
                   "correct_only": err(ceiling)}

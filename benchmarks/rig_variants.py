@@ -215,6 +215,12 @@ def limits_table(rows: list[dict], limits: tuple[float, ...] = (4, 6, 8, 11)) ->
     return "\n".join(lines)
 
 
+def check_draws(p: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """--draws is at least 1, and above 1 only for the validation split (the test pairs are fixed)."""
+    if args.draws < 1 or (args.draws > 1 and args.split != "val"):
+        p.error("--draws must be >= 1, and more than one draw is for --split val only")
+
+
 def rig_pairs_main(doc: str, field: str, per_pair: Callable[..., Any], table_of: Callable[[list[dict]], str],
                    argv: list[str] | None = None) -> int:
     """The command line of a benchmark that measures each ``rig`` variant pair (same pairs and
@@ -227,8 +233,7 @@ def rig_pairs_main(doc: str, field: str, per_pair: Callable[..., Any], table_of:
     p.add_argument("--model", default="default")
     p.add_argument("--out", type=Path, required=True)
     args = p.parse_args(argv)
-    if args.draws < 1 or (args.draws > 1 and args.split != "val"):
-        p.error("--draws must be >= 1, and more than one draw is for --split val only")
+    check_draws(p, args)
     det = s2cv.S2Net_create(model=args.model)
     rng = roll_rng("rig")
     rows = []
@@ -270,8 +275,7 @@ def main(argv: list[str] | None = None) -> int:
                    help="every searched view (stage 2 on) at this split, 0 = the finer image shrunk, 1 = the coarser "
                         "enlarged, 0.5 = both meet halfway: what the search's choice of split does, for the record")
     args = p.parse_args(argv)
-    if args.draws < 1 or (args.draws > 1 and args.split != "val"):
-        p.error("--draws must be >= 1, and more than one draw is for --split val only")
+    check_draws(p, args)
     if args.search_split is not None:
         plain_stages, split = search.stages, args.search_split
 

@@ -263,7 +263,8 @@ def calibrate(
             found = register(pair.vis, pair.ir, detector, scale="auto" if hint is None else hint, rotation=rotation,
                              **options)
             if found.success or probes >= views.VIEW_PROBES:
-                view = views.View.from_summary(found.view) if found.success else views.View(1.0 if hint is None else hint, 0)
+                view = (views.View.from_summary(found.view) if found.success
+                        else views.View(1.0 if hint is None else hint, 0))
         own = fit_at_view(pair.vis, pair.ir, detector, view or views.View(1.0 if hint is None else hint, 0),
                                 **options)
         points.append(own.matched_points())

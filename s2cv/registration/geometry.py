@@ -142,6 +142,7 @@ MIN_POINTS = {"homography": 4, "affine": 3, "similarity": 2}
 # ---------------------------------------------------------------- fitting
 
 
+MAGSAC = getattr(cv2, "USAC_MAGSAC", cv2.RANSAC)  # the homography estimator (RANSAC where OpenCV lacks USAC)
 THOROUGH = {"maxIters": 10000, "confidence": 0.9999}
 """MAGSAC++ effort of ``register``'s own fit (``thorough=True``): OpenCV's default (2 000
 iterations, confidence 0.995) stops before the best model on more validation pairs (77.7 against
@@ -160,8 +161,7 @@ def fit_transform(src: np.ndarray, dst: np.ndarray, transform: str = "homography
     if len(src) < MIN_POINTS[transform]:
         return None, empty
     if transform == "homography":
-        method = getattr(cv2, "USAC_MAGSAC", cv2.RANSAC)
-        M, mask = cv2.findHomography(src, dst, method, threshold, **(THOROUGH if thorough else {}))
+        M, mask = cv2.findHomography(src, dst, MAGSAC, threshold, **(THOROUGH if thorough else {}))
         if thorough:
             M, mask = _seeded_by_similarity(src, dst, threshold, M, mask)
     else:
@@ -200,7 +200,7 @@ def _seeded_by_similarity(src: np.ndarray, dst: np.ndarray, threshold: float, M:
     if S is None or keep is None or int(keep.sum()) < MIN_POINTS["homography"] + 1:
         return M, mask
     sel = keep.reshape(-1).astype(bool)
-    M2, mask2 = cv2.findHomography(src[sel], dst[sel], getattr(cv2, "USAC_MAGSAC", cv2.RANSAC), threshold, **THOROUGH)
+    M2, mask2 = cv2.findHomography(src[sel], dst[sel], MAGSAC, threshold, **THOROUGH)
     if _consensus(M2, src, dst, threshold) <= _consensus(M, src, dst, threshold):
         return M, mask
     full = np.zeros(len(src), np.uint8)

@@ -358,12 +358,10 @@ def search_views(vis: np.ndarray, ir: np.ndarray, detector: cv2.Feature2D, plan:
     detections = views.Detections(a, b, lambda image, mask: detect(image, mask), timings)
 
     def fit(vis_det: tuple, ir_det: tuple) -> RegistrationResult:
-        # the inlier threshold speaks of the pixels matching ran at: a visible image shrunk by 2 for
-        # the view localises its keypoints to 2 of its original pixels
-        shrink = math.sqrt(abs(float(np.linalg.det(vis_det[4][:2, :2]))))
+        threshold = views.view_threshold(options["ransac_threshold"], vis_det[4])
         return register_features(vis_det[0], vis_det[1], ir_det[0], ir_det[1], norm=detector.defaultNorm(),
                                  vis_shape=a.shape[:2], ir_shape=b.shape[:2],
-                                 **{**options, "ransac_threshold": options["ransac_threshold"] / min(shrink, 1.0)})
+                                 **{**options, "ransac_threshold": threshold})
 
     t = time.perf_counter()
     accepted = lambda r: r.success and not r.implausible_accepted  # noqa: E731

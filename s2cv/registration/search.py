@@ -285,6 +285,13 @@ def rescale_view(H: np.ndarray | None, ir_shape: Sequence[int]) -> View | None:
 VIEW_PROBES = 5  # frame pairs calibrate searches for the rig's view before it settles for its default
 
 
+def view_threshold(threshold: float, T_vis: np.ndarray) -> float:
+    """An inlier threshold (visible px) in the pixels matching ran at: a view that shrinks the
+    visible image by s (``T_vis``: original -> view) localises its keypoints to s of its original
+    pixels, so its fit takes ``threshold / s``; an enlarged image keeps ``threshold``."""
+    return threshold / min(math.sqrt(abs(float(np.linalg.det(T_vis[:2, :2])))), 1.0)
+
+
 def side_ratios(view: View) -> tuple[float, float]:
     """(visible, IR) resize factors of a view: the finer image shrunk by ratio ** (1 - split), the
     coarser enlarged by ratio ** split, so both meet at one pixel scale."""
