@@ -59,14 +59,17 @@ def table(rows: list[dict]) -> str:
     within = lambda v: v is not None and v <= 10  # noqa: E731
     lines = [f"pairs: {len(rows)}; view: ratio {RATIO:g}; counts: pairs within 10 thermal px", "",
              "| split | MAGSAC++ alone | register's fit (seeded) | least squares on the correct matches | "
-             "correct matches (min / median) | share of the matches (median) |", "|---|---|---|---|---|---|"]
+             "correct matches (min / median) | matches (min - max) | share of the matches (median) | "
+             "share where MAGSAC++ alone misses (median, min - max) |", "|---|---|---|---|---|---|---|---|"]
     for split in (f"{s:g}" for s in SPLITS):
         v = [r["fits"][split] for r in rows]
         correct = [x["correct"] for x in v]
-        share = [x["correct"] / max(x["matches"], 1) for x in v]
+        share = lambda xs: [100 * x["correct"] / max(x["matches"], 1) for x in xs]  # noqa: E731
+        missed = share([x for x in v if not within(x["magsac"])]) or [math.nan]
         lines.append(f"| {split} | {sum(within(x['magsac']) for x in v)} | {sum(within(x['register']) for x in v)} | "
                      f"{sum(within(x['correct_only']) for x in v)} | {min(correct)} / {int(np.median(correct))} | "
-                     f"{100 * np.median(share):.1f} % |")
+                     f"{min(x['matches'] for x in v)} - {max(x['matches'] for x in v)} | {np.median(share(v)):.1f} % | "
+                     f"{np.median(missed):.1f} % ({min(missed):.1f} - {max(missed):.1f} %) |")
     return "\n".join(lines)
 
 
