@@ -142,13 +142,96 @@ def test_thorough_fit_finds_a_model_with_4_percent_correct_matches(seed):
     assert inliers[:40].sum() >= 36 and inliers[40:].sum() <= 5
 
 
+@pytest.mark.parametrize("binary", [False, True])
+def test_guided_matches_are_the_mutual_neighbours_within_the_radius(binary):
+    """The grid search gives exactly what the brute-force masked mutual nearest neighbours give,
+    including B points the model sends off A's grid or to infinity."""
+    rng = np.random.default_rng(5)
+    pa = rng.uniform(0, [320, 240], (600, 2))
+    pb = rng.uniform(-40, [360, 280], (500, 2))
+    H = np.array([[1.01, 0.02, -3.0], [-0.01, 0.99, 4.0], [1e-5, 0.0, 1.0]])
+    pb[0] = np.linalg.solve(H, [0.0, 1.0, 0.0])[:2] / np.linalg.solve(H, [0.0, 1.0, 0.0])[2]  # sent to infinity
+    if binary:
+        da, db = (rng.integers(0, 256, (n, 32), dtype=np.uint8) for n in (600, 500))
+        D = np.unpackbits(da[:, None] ^ db[None], axis=2).sum(2).astype(float)
+    else:
+        da, db = (rng.normal(size=(n, 16)).astype(np.float32) for n in (600, 500))
+        D = ((da[:, None] - db[None]) ** 2).sum(2)
+    radius = 15.0
+    near = np.linalg.norm(pa[:, None] - geometry.warp_points(pb, H)[None], axis=2) <= radius
+    D[~near] = np.inf
+    a, b = D.argmin(1), D.argmin(0)
+    rows = np.arange(600)
+    keep = (b[a] == rows) & np.isfinite(D[rows, a])
+    expected = {(int(i), int(j)) for i, j in zip(rows[keep], a[keep])}
+    got = geometry.guided_matches(pa, da, pb, db, H, radius)
+    assert len(expected) > 100 and {tuple(map(int, m)) for m in got} == expected
+    with pytest.raises(ValueError, match="radius"):
+        geometry.guided_matches(pa, da, pb, db, H, 0.0)
+
+
+def _lookalike_case(n: int = 400) -> dict:
+    """Half of the correct pairs lose the global nearest-neighbour race to a lookalike elsewhere in
+    the visible image (a patch that recurs): IR -> visible H, keypoints and descriptors."""
+    rng = np.random.default_rng(6)
+    H = np.array([[1.6, 0.05, 30.0], [-0.04, 1.55, 20.0], [2e-5, 1e-5, 1.0]])
+    p_ir = rng.uniform(0, [320, 240], (n, 2))
+    p_vis = geometry.warp_points(p_ir, H)
+    far = rng.uniform(0, [560, 420], (n, 2))
+    far = np.where(np.linalg.norm(far - p_vis, axis=1)[:, None] > 60, far, far[::-1] + 0.5)  # lookalikes far off
+    d = rng.normal(size=(n, 32)).astype(np.float32)
+    desc_ir = d + rng.normal(0, 0.25, d.shape).astype(np.float32)
+    desc_vis = np.r_[d + rng.normal(0, 0.25, d.shape), d + rng.normal(0, 0.25, d.shape)].astype(np.float32)
+    return {"H": H, "pts_vis": np.r_[p_vis + rng.normal(0, 0.3, p_vis.shape), far], "desc_vis": desc_vis,
+            "pts_ir": p_ir, "desc_ir": desc_ir}
+
+
+def test_guided_refit_finds_the_pairs_that_lose_to_a_lookalike():
+    """The fit on the global matches rests on about half of the correct pairs; the guided refit,
+    searching only near where that fit points, on nearly all of them."""
+    c = _lookalike_case()
+    glob = geometry.mutual_nn_matches(c["desc_vis"], c["desc_ir"])
+    assert 0.3 < (glob[:, 0] == glob[:, 1]).mean() < 0.7  # the premise
+    H, inliers = geometry.fit_transform(c["pts_ir"][glob[:, 1]], c["pts_vis"][glob[:, 0]], thorough=True)
+    H2, pairs, inl2 = geometry.guided_refit(H, inliers, c["pts_vis"], c["desc_vis"], c["pts_ir"], c["desc_ir"])
+    assert inl2.sum() >= 0.95 * 400 > 1.5 * inliers.sum()
+    assert (pairs[inl2, 0] == pairs[inl2, 1]).all()  # only correct pairs among the refit's inliers
+    assert corner_error(H2, c["H"], (240, 320)) < 0.5
+
+
+def test_the_guided_refit_replaces_a_fit_only_where_it_predicts_less(monkeypatch):
+    """register_features reports the guided refit (its matches, inliers, predicted error) when its
+    own predicted error is smaller than the first fit's, and the first fit otherwise."""
+    c = _lookalike_case()
+    kp = lambda pts: [cv2.KeyPoint(float(x), float(y), 8.0) for x, y in pts]  # noqa: E731
+    args = (kp(c["pts_vis"]), c["desc_vis"], kp(c["pts_ir"]), c["desc_ir"])
+    common = dict(norm=cv2.NORM_L2, vis_shape=(420, 560), ir_shape=(240, 320))
+    refit = reg.register_features(*args, **common)
+    assert refit.success and "guided" in refit.timings and refit.num_inliers >= 0.95 * 400
+    assert corner_error(refit.H, c["H"], (240, 320)) < 0.5
+    first_prediction = []
+    real = reg.predict_error
+
+    def guided_predicts_more(*a, guided=False, **kw):
+        value = real(*a, guided=guided, **kw)
+        if not guided:
+            first_prediction.append(value)
+        return value * (1e3 if guided else 1.0)
+
+    monkeypatch.setattr(reg, "predict_error", guided_predicts_more)
+    kept = reg.register_features(*args, **common)
+    assert kept.success and kept.num_inliers < 0.7 * 400 and kept.predicted_error == first_prediction[-1]
+    assert refit.predicted_error < kept.predicted_error
+
+
 def test_ratio_test_keeps_a_subset(pair):
     vis, ir = pair
     sift = cv2.SIFT_create(2000)
     plain = reg.register(vis, ir, sift)
     strict = reg.register(vis, ir, sift, ratio=0.7)
     assert strict.success and error_vs_truth(strict) < 1.0
-    assert 0 < strict.num_matches <= plain.num_matches
+    # the ratio test thins the matches the first fit and the verdict see (the guided refit finds its own)
+    assert 0 < strict.verdict.signals["matches"] < plain.verdict.signals["matches"]
 
 
 def test_different_sizes_and_16bit_ir():

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from s2cv.registration import accuracy, search
-from s2cv.registration.geometry import corner_error, warp_points
+from s2cv.registration.geometry import corner_error, image_corners, warp_points
 from s2cv.registration.register import SAMPLES, register, register_features, sample_ground_truth
 from s2cv.feature.image import read_image
 
@@ -116,15 +116,26 @@ def test_bootstrap_spread_is_deterministic_and_grows_with_noise():
     H = np.array([[1.05, 0.02, 8.0], [-0.01, 0.97, -4.0], [2e-5, 1e-5, 1.0]])
     src = rng.uniform(0, 400, (300, 2))
     exact = warp_points(src, H)
-    shape = (300, 400)
-    assert accuracy.corner_spread(H, src, exact, shape) < 1e-3
+    corners = image_corners((300, 400))
+    assert accuracy.corner_spread(H, src, exact, corners) < 1e-3
     noisy = exact + rng.normal(0, 1.0, exact.shape)
-    a, b = accuracy.corner_spread(H, src, noisy, shape), accuracy.corner_spread(H, src, noisy, shape)
+    a, b = accuracy.corner_spread(H, src, noisy, corners), accuracy.corner_spread(H, src, noisy, corners)
     assert a == b and a > 0.05
-    assert accuracy.corner_spread(H, src, exact + rng.normal(0, 3.0, exact.shape), shape) > 2 * a
+    assert accuracy.corner_spread(H, src, exact + rng.normal(0, 3.0, exact.shape), corners) > 2 * a
     # fewer, bunched inliers: the corners are extrapolated, the spread grows
     patch = src[(src[:, 0] < 120) & (src[:, 1] < 120)]
-    assert accuracy.corner_spread(H, patch, warp_points(patch, H) + rng.normal(0, 1.0, patch.shape), shape) > 2 * a
+    assert accuracy.corner_spread(H, patch, warp_points(patch, H) + rng.normal(0, 1.0, patch.shape), corners) > 2 * a
+
+
+def test_the_error_is_predicted_at_the_narrower_cameras_corners():
+    """A thermal frame that lands inside the visible image (a narrower camera) is judged at its own
+    corners, where the warped IR image is; otherwise at the visible image's (the benchmark's)."""
+    inside = np.array([[2.0, 0.0, 100.0], [0.0, 2.0, 80.0], [0.0, 0.0, 1.0]])  # 160x120 IR -> 520x400 visible
+    np.testing.assert_allclose(accuracy.probe_corners(inside, (120, 160), (400, 520)),
+                               warp_points(image_corners((120, 160)), inside))
+    beyond = inside.copy()
+    beyond[0, 2] = 300.0  # the right edge of the IR frame now lands beyond the visible image
+    np.testing.assert_allclose(accuracy.probe_corners(beyond, (120, 160), (400, 520)), image_corners((400, 520)))
 
 
 def test_a_shrunk_view_fits_with_the_threshold_in_its_own_pixels(detector, sample, monkeypatch):
@@ -192,3 +203,20 @@ def test_rescale_view_only_for_a_fit_clearly_off_scale_1():
     assert search.side_ratios(view) == pytest.approx((1.0, 2.0))  # the coarser (IR) image enlarged
     small = search.rescale_view(np.diag([0.5, 0.5, 1.0]), shape)
     assert small is not None and search.side_ratios(small) == pytest.approx((2.0, 1.0))  # the visible enlarged
+
+
+def test_fine_pass_retries_the_views_with_the_most_inliers_when_none_was_accepted():
+    """With no accepted view, the fine pass retries the FINE_VIEWS views off scale 1 with the most
+    inliers, each enlarged and halfway, in that order."""
+    from types import SimpleNamespace
+
+    image = np.zeros((40, 60), np.uint8)
+    detections = search.Detections(image, image, lambda img, mask: ((), None), {})
+    ranked = ((1.0, 50), (2.0, 30), (0.5, 10), (1.4142, 20), (2.8284, 25), (4.0, 5))
+    log = [{**search.View(r, 0).summary(), "inliers": n, "accepted": False} for r, n in ranked]
+    refused = SimpleNamespace(num_inliers=0, predicted_error=math.inf)
+    result, _ = detections.fine_pass(refused, search.View(2.0, 0), log, lambda v, i: refused, lambda r: False)
+    retried = [(e["scale"], "fine" in e) for e in log[len(ranked):]]
+    order = [2.0, 2.8284, 1.4142][:search.FINE_VIEWS]
+    assert search.FINE_VIEWS == 3 and retried == [(s, fine) for s in order for fine in (True, False)]
+    assert result is refused

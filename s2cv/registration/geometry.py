@@ -94,6 +94,75 @@ def mutual_nn_matches(
     return np.array([(m.queryIdx, m.trainIdx) for m in matches], dtype=np.int64).reshape(-1, 2)
 
 
+GUIDE_RADIUS = 6.0  # guided matching's search radius, in multiples of the fit's inlier threshold
+
+
+def guided_matches(pts_a: np.ndarray, desc_a: np.ndarray, pts_b: np.ndarray, desc_b: np.ndarray,
+                   H_ba: np.ndarray, radius: float, norm: int | None = None) -> np.ndarray:
+    """Mutual nearest neighbours in descriptor space among the pairs (a, b) whose ``a`` lies
+    within ``radius`` px of ``H_ba(b)``, as an (L, 2) array of (index in A, index in B).
+
+    Why: across modalities a correct pair is often not the nearest neighbour over the whole
+    image (a similar patch elsewhere wins), so a coarse fit rests on few matches; once the fit
+    says where to look, the same descriptors find several times more correct pairs, and a refit
+    on them lands closer (``register``'s guided refit). Candidates come from a grid of
+    ``radius``-sized cells, so the cost grows with the keypoints, not their product."""
+    pts_a = np.asarray(pts_a, np.float64).reshape(-1, 2)
+    pts_b = np.asarray(pts_b, np.float64).reshape(-1, 2)
+    if not (radius > 0 and math.isfinite(radius)):
+        raise ValueError(f"radius must be a positive number of pixels, got {radius!r}")
+    if len(pts_a) != len(desc_a) or len(pts_b) != len(desc_b):
+        raise ValueError(f"{len(desc_a)} and {len(desc_b)} descriptor rows for {len(pts_a)} and {len(pts_b)} points")
+    target = warp_points(pts_b, H_ba)
+    usable = np.flatnonzero(np.isfinite(target).all(1))
+    if not len(pts_a) or not len(usable):
+        return np.empty((0, 2), np.int64)
+    cell_a = np.floor(pts_a / radius).astype(np.int64)
+    lo = cell_a.min(0) - 1
+    width = int(cell_a[:, 1].max() - lo[1]) + 3
+    key_a = (cell_a[:, 0] - lo[0]) * width + (cell_a[:, 1] - lo[1])
+    order = np.argsort(key_a, kind="stable")
+    sorted_keys = key_a[order]
+    cell_b = np.floor(target[usable] / radius).astype(np.int64) - lo  # may fall outside A's grid: no candidates
+    offsets = np.array([(dx, dy) for dx in (-1, 0, 1) for dy in (-1, 0, 1)])
+    cells = cell_b[:, None, :] + offsets[None]  # (n, 9, 2)
+    valid = (cells[..., 1] >= 0) & (cells[..., 1] < width)
+    keys = np.where(valid, cells[..., 0] * width + cells[..., 1], -1).reshape(-1)
+    start, stop = np.searchsorted(sorted_keys, keys, "left"), np.searchsorted(sorted_keys, keys, "right")
+    counts = np.where(keys >= 0, stop - start, 0)
+    total = int(counts.sum())
+    if not total:
+        return np.empty((0, 2), np.int64)
+    first = np.repeat(np.cumsum(counts) - counts, counts)
+    ia = order[np.repeat(start, counts) + np.arange(total) - first]
+    ib = np.repeat(np.repeat(usable, 9), counts)
+    near = np.linalg.norm(pts_a[ia] - target[ib], axis=1) <= radius
+    ia, ib = ia[near], ib[near]
+    if not len(ia):
+        return np.empty((0, 2), np.int64)
+    if norm is None:
+        norm = default_norm(np.asarray(desc_a))
+    if norm == cv2.NORM_HAMMING:
+        dist = np.unpackbits(np.bitwise_xor(desc_a[ia], desc_b[ib]), axis=1).sum(1).astype(np.float64)
+    else:
+        diff = np.asarray(desc_a, np.float32)[ia] - np.asarray(desc_b, np.float32)[ib]
+        dist = np.abs(diff).sum(1) if norm == cv2.NORM_L1 else (diff * diff).sum(1)
+    (low_a, pick_a), (low_b, pick_b) = _nearest(ia, ib, dist, len(pts_a)), _nearest(ib, ia, dist, len(pts_b))
+    mutual = (dist == low_a[ia]) & (ib == pick_a[ia]) & (dist == low_b[ib]) & (ia == pick_b[ib])  # nearest of both
+    return np.column_stack([ia[mutual], ib[mutual]]).astype(np.int64)
+
+
+def _nearest(owner: np.ndarray, other: np.ndarray, dist: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """For each of n owners, the smallest distance among its candidates and the lowest ``other``
+    index at that distance (a brute-force matcher's first hit on ties); inf / int64 max for none."""
+    low = np.full(n, np.inf)
+    np.minimum.at(low, owner, dist)
+    tie = dist == low[owner]
+    pick = np.full(n, np.iinfo(np.int64).max)
+    np.minimum.at(pick, owner[tie], other[tie])
+    return low, pick
+
+
 def match_errors(pts_a: np.ndarray, pts_b: np.ndarray, H: np.ndarray) -> np.ndarray:
     """Reprojection error (px) of each match: distance between H(a) and its matched b."""
     pts_b = np.asarray(pts_b, dtype=np.float64).reshape(-1, 2)
@@ -206,6 +275,24 @@ def _seeded_by_similarity(src: np.ndarray, dst: np.ndarray, threshold: float, M:
     full = np.zeros(len(src), np.uint8)
     full[np.flatnonzero(sel)] = mask2.reshape(-1)
     return M2, full
+
+
+def guided_refit(H: np.ndarray, inliers: np.ndarray, pts_a: np.ndarray, desc_a: np.ndarray, pts_b: np.ndarray,
+                 desc_b: np.ndarray, transform: str = "homography", threshold: float = 3.0,
+                 norm: int | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+    """A tighter second fit B -> A: every keypoint matched again within ``GUIDE_RADIUS`` x the
+    threshold of where the fit ``H`` (B -> A, ``inliers`` its mask) puts it (``guided_matches``),
+    then ``fit_transform(thorough=True)`` on those pairs. (H, pairs, inlier mask) when the refit
+    has more inliers than the first fit, else None.
+
+    Only for a fit already judged plausible: the guided pairs agree with ``H`` by construction,
+    so the plausibility of a fit is judged on the unguided matches (``s2cv.registration.verdict``)."""
+    pairs = guided_matches(pts_a, desc_a, pts_b, desc_b, H, GUIDE_RADIUS * threshold, norm)
+    pa, pb = np.asarray(pts_a, np.float64)[pairs[:, 0]], np.asarray(pts_b, np.float64)[pairs[:, 1]]
+    H2, inl2 = fit_transform(pb, pa, transform, threshold, thorough=True)
+    if not invertible(H2) or int(inl2.sum()) <= int(np.count_nonzero(inliers)):
+        return None
+    return H2, pairs, inl2
 
 
 def least_squares(src: np.ndarray, dst: np.ndarray, transform: str = "homography") -> np.ndarray | None:

@@ -24,7 +24,8 @@ from s2cv.feature.backends import DenseMaps
 from s2cv.feature.feature2d import S2Net_create, S2NetFeature2D
 from s2cv.feature.image import SAMPLES_DIR, read_image, to_uint8
 from s2cv.registration import viz
-from s2cv.registration.geometry import MIN_POINTS, TRANSFORMS, corner_error, fit_transform, invertible, mutual_nn_matches
+from s2cv.registration.geometry import (MIN_POINTS, TRANSFORMS, corner_error, fit_transform, guided_refit, invertible,
+                                        mutual_nn_matches)
 from s2cv.registration.io import (  # noqa: F401 - RegistrationError, imwrite, json_default: their old home
     RegistrationError,
     imwrite,
@@ -418,7 +419,10 @@ def register_features(
     """``register``'s match -> robust fit -> verdict on features already computed (``norm``:
     the detector's ``defaultNorm()``), so one detection can serve several fitting settings.
     ``ir_shape`` is the IR image's (h, w), which the verdict needs; without it the bounding box
-    of the IR keypoints stands in for the image. A plausible fit whose predicted corner error
+    of the IR keypoints stands in for the image. A plausible fit is refitted on every keypoint
+    matched again near where it puts it and replaced by that refit when it predicts a smaller
+    corner error (``_guided_if_better``; the result's matches and inliers are then the refit's,
+    the verdict's signals stay the first fit's). A fit whose predicted corner error
     (``s2cv.registration.accuracy``) exceeds ``max_error`` px is refused as a likely near miss."""
     check_options(transform, ratio, ransac_threshold, min_inliers)
     for name, kps, desc in (("visible", kp_vis, desc_vis), ("IR", kp_ir, desc_ir)):
@@ -465,6 +469,12 @@ def register_features(
         t = time.perf_counter()
         predicted = predict_error(H, pts_ir[inliers], pts_vis[inliers], ir_shape, vis_shape, transform)
         timings["accuracy"] = (time.perf_counter() - t) * 1e3
+        if verdict.ok and desc_vis is not None and desc_ir is not None:
+            t = time.perf_counter()
+            H, matches, inliers, predicted = _guided_if_better(H, matches, inliers, predicted, kp_vis, desc_vis, kp_ir,
+                                                               desc_ir, norm, transform, ransac_threshold, ir_shape,
+                                                               vis_shape)
+            timings["guided"] = (time.perf_counter() - t) * 1e3
         if not message and not accepted and not predicted <= max_error:  # accept_implausible keeps any fit
             message = (f"plausible {transform} but too uncertain, refused: predicted corner error "
                        f"{predicted:.1f} px > max_error {max_error:g} px (a near miss is likely; "
@@ -475,6 +485,29 @@ def register_features(
         timings=timings, message=message, verdict=verdict, implausible_accepted=accepted,
         predicted_error=predicted, max_error=max_error,
     )
+
+
+def _guided_if_better(H: np.ndarray, matches: tuple[cv2.DMatch, ...], inliers: np.ndarray, predicted: float,
+                      kp_vis: Sequence[cv2.KeyPoint], desc_vis: np.ndarray, kp_ir: Sequence[cv2.KeyPoint],
+                      desc_ir: np.ndarray, norm: int, transform: str, threshold: float, ir_shape: tuple[int, ...],
+                      vis_shape: tuple[int, ...]) -> tuple[np.ndarray, tuple[cv2.DMatch, ...], np.ndarray, float]:
+    """A plausible fit refitted on every keypoint matched again near where it puts it
+    (``geometry.guided_refit``); the refit (its matches, inliers and predicted error) replaces the
+    fit when its own predicted error (``accuracy.GUIDED_COEFFICIENTS``) is smaller. Not always:
+    where the first fit is certain already, lookalike pairs near the right place pull the refit
+    off more often than they help (validation, docs/results.md "A guided refit")."""
+    refit = guided_refit(H, inliers, np.float64([k.pt for k in kp_vis]).reshape(-1, 2), desc_vis,
+                         np.float64([k.pt for k in kp_ir]).reshape(-1, 2), desc_ir, transform, threshold, norm)
+    if refit is None:
+        return H, matches, inliers, predicted
+    H2, pairs, inl2 = refit
+    pv = np.float32([kp_vis[i].pt for i in pairs[:, 0]]).reshape(-1, 2)
+    pi = np.float32([kp_ir[j].pt for j in pairs[:, 1]]).reshape(-1, 2)
+    predicted2 = predict_error(H2, pi[inl2], pv[inl2], ir_shape, vis_shape, transform, guided=True)
+    if not predicted2 < predicted:
+        return H, matches, inliers, predicted
+    refit_matches = tuple(cv2.DMatch(int(i), int(j), float(cv2.norm(desc_vis[i], desc_ir[j], norm))) for i, j in pairs)
+    return H2, refit_matches, inl2, predicted2
 
 
 # ---------------------------------------------------------------- outputs

@@ -207,8 +207,8 @@ class Detections:
         (or when the search found nothing)."""
         if accepted(result):
             tries = [view] if abs(view.ratio - 1.0) > 1e-9 and not view.split else []
-        else:  # nothing accepted: the two views with the most inliers off scale 1
-            ranked = sorted((e for e in log if abs(e["scale"] - 1.0) > 1e-9), key=lambda e: -e["inliers"])[:2]
+        else:  # nothing accepted: the FINE_VIEWS views with the most inliers off scale 1
+            ranked = sorted((e for e in log if abs(e["scale"] - 1.0) > 1e-9), key=lambda e: -e["inliers"])[:FINE_VIEWS]
             tries = [View(e["scale"], e["rotation_deg"]) for e in ranked]
         for v in [w for t in tries for w in (t.fine(), t.halfway())]:
             candidate = fit(*self.view(v))
@@ -254,6 +254,7 @@ def search(detections: Detections, plan: list[list[View]], fit: Callable[[tuple,
     return result, view, log
 
 
+FINE_VIEWS = 3  # views the fine pass retries when the search accepted none (2 before: docs/results.md "A guided refit")
 RESCALE_MIN = 1.3  # an accepted fit at scale 1 whose own scale is beyond 1/1.3 .. 1.3 gets a fine view at that scale
 
 
