@@ -122,27 +122,32 @@ def detect_and_fit(model: str, pairs: list[dict[str, Any]], k: int) -> dict[str,
     """register() on every pair; what the verdict looks at, as arrays for ``np.savez``.
 
     Stored per pair: the matched points (IR, visible), the fit's inlier mask and H (IR ->
-    visible, NaN when register gave up before judging), the image shapes and, for true pairs,
-    the corner error of the fit against the known homography (inf for mismatched pairs).
+    visible, NaN when register gave up before judging) as the verdict judged them (before a guided
+    refit: ``result.judged``), the image shapes and, for true pairs, that fit's corner error against
+    the known homography (inf for mismatched pairs), and register's answer (``success``).
     """
     det = _detector(model, k)
     out: dict[str, list] = {key: [] for key in ("name", "kind", "src", "dst", "inliers", "H", "src_shape",
-                                                  "dst_shape", "corner_error", "success")}
+                                                  "dst_shape", "corner_error", "reported_error", "success")}
     for p in tqdm(pairs, desc=model, file=sys.stderr):
         r = register(p["a"], p["b"], det)
-        pv, pi = r.matched_points()
+        H, matches, mask = r.judged or (r.H, r.matches, r.inlier_mask)  # what the verdict judged (not a guided refit)
+        pv = np.float32([r.keypoints_vis[m.queryIdx].pt for m in matches]).reshape(-1, 2)
+        pi = np.float32([r.keypoints_ir[m.trainIdx].pt for m in matches]).reshape(-1, 2)
         judged = r.verdict is not None
-        err = math.inf
+        err = reported = math.inf
         if judged and p["H"] is not None:
-            err = corner_error(np.linalg.inv(r.H), p["H"], p["a"].shape)
+            err = corner_error(np.linalg.inv(H), p["H"], p["a"].shape)
+            reported = corner_error(np.linalg.inv(r.H), p["H"], p["a"].shape)
         for key, value in (("name", p["name"]), ("kind", p["kind"]), ("src", pi), ("dst", pv),
-                           ("inliers", r.inlier_mask), ("H", r.H if judged else np.full((3, 3), np.nan)),
+                           ("inliers", mask), ("H", H if judged else np.full((3, 3), np.nan)),
                            ("src_shape", p["b"].shape[:2]), ("dst_shape", p["a"].shape[:2]), ("corner_error", err),
-                           ("success", bool(r.success and not r.implausible_accepted))):
+                           ("reported_error", reported), ("success", bool(r.success and not r.implausible_accepted))):
             out[key].append(value)
     return {"name": np.array(out["name"]), "kind": np.array(out["kind"]),
             "H": np.array(out["H"]), "src_shape": np.array(out["src_shape"]), "dst_shape": np.array(out["dst_shape"]),
-            "corner_error": np.array(out["corner_error"]), "success": np.array(out["success"]),
+            "corner_error": np.array(out["corner_error"]), "reported_error": np.array(out["reported_error"]),
+            "success": np.array(out["success"]),
             "counts": np.array([len(x) for x in out["src"]]),
             "src": np.concatenate(out["src"]).reshape(-1, 2), "dst": np.concatenate(out["dst"]).reshape(-1, 2),
             "inliers": np.concatenate(out["inliers"]).astype(bool)}
@@ -160,8 +165,10 @@ def signal_rows(cache: dict[str, np.ndarray]) -> list[dict[str, Any]]:
             signals = measure(H, cache["src"][sl], cache["dst"][sl], tuple(cache["src_shape"][i]),
                               tuple(cache["dst_shape"][i]), inliers=cache["inliers"][sl])
         err = float(cache["corner_error"][i])
+        reported = float(cache["reported_error"][i]) if "reported_error" in cache else err  # older caches: one fit
         rows.append({"name": str(cache["name"][i]), "kind": str(cache["kind"][i]), "fitted": signals is not None,
                      "signals": signals, "corner_error": err if math.isfinite(err) else None,
+                     "reported_error": reported if math.isfinite(reported) else None,
                      "success": bool(cache["success"][i]) if "success" in cache else None})
     return rows
 
@@ -317,15 +324,17 @@ def combined_table(all_rows: dict[str, list], thresholds: VerdictThresholds) -> 
 
 def success_table(all_rows: dict[str, list[dict[str, Any]]]) -> str:
     """What ``register`` reported as registered, per model and K: true pairs (and how many of
-    them are more than CORRECT_PX off) and mismatched pairs, named."""
+    them, as reported, are more than CORRECT_PX off) and mismatched pairs, named."""
     lines = ["| model@K | true pairs reported | of them wrong | mismatched reported | which |", "|---|---|---|---|---|"]
     for key, rows in all_rows.items():
         if any(r["success"] is None for r in rows):
             continue
         correct, wrong, mismatched = _groups(rows)
         bad = [r["name"] for r in mismatched if r["success"]]
+        off = [r for r in correct + wrong if r["success"] and not (r["reported_error"] is not None
+                                                                    and r["reported_error"] <= CORRECT_PX)]
         lines.append(f"| {key} | {sum(r['success'] for r in correct + wrong)}/{len(correct) + len(wrong)} | "
-                     f"{sum(r['success'] for r in wrong)} | {len(bad)}/{len(mismatched)} | {', '.join(bad) or '-'} |")
+                     f"{len(off)} | {len(bad)}/{len(mismatched)} | {', '.join(bad) or '-'} |")
     return "\n".join(lines)
 
 

@@ -222,6 +222,13 @@ def test_the_guided_refit_replaces_a_fit_only_where_it_predicts_less(monkeypatch
     kept = reg.register_features(*args, **common)
     assert kept.success and kept.num_inliers < 0.7 * 400 and kept.predicted_error == first_prediction[-1]
     assert refit.predicted_error < kept.predicted_error
+    # what the verdict judged stays available where the refit replaced it (benchmarks/verdict_roc.py stores it)
+    assert kept.judged is None and refit.judged is not None
+    assert refit.summary()["guided_refit"] and not kept.summary()["guided_refit"]
+    H_first, matches_first, inliers_first = refit.judged
+    np.testing.assert_allclose(H_first, kept.H)
+    assert len(matches_first) == kept.num_matches
+    assert inliers_first.sum() == kept.num_inliers == refit.verdict.signals["inliers"]
 
 
 def test_ratio_test_keeps_a_subset(pair):

@@ -68,6 +68,8 @@ class RegistrationResult:
     max_error: float = DEFAULT_MAX_ERROR  # success needs predicted_error <= this
     view: dict[str, float] = field(default_factory=lambda: {"scale": 1.0, "rotation_deg": 0})  # the view that won
     views_tried: list[dict[str, Any]] = field(default_factory=list)  # register's scale/rotation search log
+    judged: tuple[np.ndarray, tuple[cv2.DMatch, ...], np.ndarray] | None = None  # (H, matches, inlier mask) the
+                                          # verdict judged, where the guided refit replaced them (else None)
 
     @property
     def num_keypoints(self) -> tuple[int, int]:
@@ -110,6 +112,7 @@ class RegistrationResult:
             "predicted_error": round(self.predicted_error, 3) if math.isfinite(self.predicted_error) else None,
             "max_error": self.max_error if math.isfinite(self.max_error) else None,
             "view": self.view, "views_tried": self.views_tried,
+            "guided_refit": self.judged is not None,  # H, matches and inliers are the guided refit's
             "timings_ms": {k: round(v, 3) for k, v in self.timings.items()},
         }
 
@@ -448,7 +451,7 @@ def register_features(
     timings["fit"] = (time.perf_counter() - t) * 1e3
 
     n_in = int(inliers.sum())
-    verdict, accepted, predicted = None, False, math.inf
+    verdict, accepted, predicted, judged = None, False, math.inf, None
     if not (max_error > 0):
         raise ValueError(f"max_error must be a positive number of pixels (inf: no limit), got {max_error!r}")
     if H is None:
@@ -471,9 +474,11 @@ def register_features(
         timings["accuracy"] = (time.perf_counter() - t) * 1e3
         if verdict.ok and desc_vis is not None and desc_ir is not None:
             t = time.perf_counter()
+            first = H, matches, inliers
             H, matches, inliers, predicted = _guided_if_better(H, matches, inliers, predicted, kp_vis, desc_vis, kp_ir,
                                                                desc_ir, norm, transform, ransac_threshold, ir_shape,
                                                                vis_shape)
+            judged = None if matches is first[1] else first
             timings["guided"] = (time.perf_counter() - t) * 1e3
         if not message and not accepted and not predicted <= max_error:  # accept_implausible keeps any fit
             message = (f"plausible {transform} but too uncertain, refused: predicted corner error "
@@ -483,7 +488,7 @@ def register_features(
         H=H, success=not message, transform=transform, keypoints_vis=tuple(kp_vis), keypoints_ir=tuple(kp_ir),
         matches=matches, inlier_mask=inliers, vis_shape=tuple(vis_shape[:2]),
         timings=timings, message=message, verdict=verdict, implausible_accepted=accepted,
-        predicted_error=predicted, max_error=max_error,
+        predicted_error=predicted, max_error=max_error, judged=judged,
     )
 
 
