@@ -227,7 +227,8 @@ def test_the_guided_refit_replaces_a_fit_only_where_it_predicts_less(monkeypatch
     assert refit.summary()["guided_refit"] and not kept.summary()["guided_refit"]
     H_first, matches_first, inliers_first = refit.judged
     np.testing.assert_allclose(H_first, kept.H)
-    assert len(matches_first) == kept.num_matches
+    assert len(matches_first) == kept.num_matches == len(refit.matched_points(judged=True)[0])
+    assert len(refit.matched_points()[0]) == refit.num_matches
     assert inliers_first.sum() == kept.num_inliers == refit.verdict.signals["inliers"]
 
 

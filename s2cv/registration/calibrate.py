@@ -267,9 +267,11 @@ def calibrate(
                         else views.View(1.0 if hint is None else hint, 0))
         own = fit_at_view(pair.vis, pair.ir, detector, view or views.View(1.0 if hint is None else hint, 0),
                                 **options)
-        points.append(own.matched_points())
-        frames.append(FrameResult(pair.index, pair.name, own.num_keypoints, own.num_matches, own.success,
-                                  own.num_inliers, own.message, ms=(time.perf_counter() - t_frame) * 1e3))
+        # the pooled fit, verdict and estimate see what they were calibrated on: the unguided matches
+        points.append(own.matched_points(judged=True))
+        own_inliers = own.num_inliers if own.judged is None else int(own.judged[2].sum())
+        frames.append(FrameResult(pair.index, pair.name, own.num_keypoints, len(points[-1][0]), own.success,
+                                  own_inliers, own.message, ms=(time.perf_counter() - t_frame) * 1e3))
         shapes = (pair.vis.shape[:2], pair.ir.shape[:2])
     timings["frames"] = (time.perf_counter() - t) * 1e3
 

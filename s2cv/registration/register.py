@@ -83,10 +83,12 @@ class RegistrationResult:
     def num_inliers(self) -> int:
         return int(np.count_nonzero(self.inlier_mask))
 
-    def matched_points(self) -> tuple[np.ndarray, np.ndarray]:
-        """(M, 2) float32 coordinates of the matches in the visible and in the IR image."""
-        pv = np.float32([self.keypoints_vis[m.queryIdx].pt for m in self.matches]).reshape(-1, 2)
-        pi = np.float32([self.keypoints_ir[m.trainIdx].pt for m in self.matches]).reshape(-1, 2)
+    def matched_points(self, judged: bool = False) -> tuple[np.ndarray, np.ndarray]:
+        """(M, 2) float32 coordinates of the matches in the visible and in the IR image; with
+        ``judged``, of the matches the verdict judged (``judged``'s where the guided refit replaced them)."""
+        matches = self.judged[1] if judged and self.judged is not None else self.matches
+        pv = np.float32([self.keypoints_vis[m.queryIdx].pt for m in matches]).reshape(-1, 2)
+        pi = np.float32([self.keypoints_ir[m.trainIdx].pt for m in matches]).reshape(-1, 2)
         return pv, pi
 
     def warp(self, ir_image: np.ndarray, interpolation: int = cv2.INTER_LINEAR) -> np.ndarray:
