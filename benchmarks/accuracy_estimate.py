@@ -6,12 +6,16 @@ range of ``s2cv.training.augment.GEOMETRIES``; every second other training pair 
 hard alternating), VIS-NIR ``train/country`` (every pair, one homography) and LLVIP (every pair),
 built as ``s2cv.training.loop.validation_set`` builds its pairs (longer side 640 px, the second
 image warped by the homography, fixed seed). The default detector (K = 4096) runs once per image;
-its mutual nearest-neighbour matches are cached in ``--work``, so every fit option below reuses them.
+its keypoints, descriptors and mutual nearest-neighbour matches are cached in ``--work``, so every
+fit option below reuses them.
 
 For each fit option: the fit (IR -> visible), ``register``'s 12-inlier minimum and plausibility
 verdict, the accuracy signals of ``s2cv.registration.accuracy`` on its inliers and the true mean corner
-error (the benchmark's: visible corners, IR px). Then the log-linear calibration of the predicted
-error, the choice of ``max_error`` and the predicted-vs-true scatter plot.
+error (the benchmark's: visible corners, IR px); for ``register``'s fit also the same for the guided
+refit of every plausible fit (``geometry.guided_refit``). Then the log-linear calibration of both
+predictions (``COEFFICIENTS`` on the first fits, ``GUIDED_COEFFICIENTS`` on the refits), what
+``register`` reports at each ``max_error`` (``decide``: the refit where it predicts less), the
+choice of ``max_error`` (``choose_max_error``) and the predicted-vs-true scatter plot.
 
     python benchmarks/accuracy_estimate.py --data ../shared/data --work /tmp/acc --out docs/eval/accuracy
 
