@@ -502,7 +502,8 @@ def main(argv: list[str] | None = None) -> int:
     scatter(base, coef, gcoef, chosen, args.out / "scatter.png",
             f"validation pairs, default model K=4096: plausible fits ({len(fitted)}), Spearman {ranks['predicted']:.2f}")
     (args.out / "results.json").write_text(json.dumps(
-        {"options": table, "coefficients": coef, "guided_coefficients": gcoef, "spearman": ranks, "max_error": chosen, "decisions": decisions,
+        {"options": table, "coefficients": coef, "guided_coefficients": gcoef, "spearman": ranks, "max_error": chosen,
+         "decisions": decisions,
          "records": results}, indent=0,
         default=lambda x: None if isinstance(x, float) and not math.isfinite(x) else x).replace("Infinity", "null"))
     return 0

@@ -131,7 +131,7 @@ def detect_and_fit(model: str, pairs: list[dict[str, Any]], k: int) -> dict[str,
                                                   "dst_shape", "corner_error", "reported_error", "success")}
     for p in tqdm(pairs, desc=model, file=sys.stderr):
         r = register(p["a"], p["b"], det)
-        H, _, mask = r.judged or (r.H, r.matches, r.inlier_mask)  # what the verdict judged (not a guided refit)
+        H, _, mask = r.judged_fit  # what the verdict judged (not a guided refit)
         pv, pi = r.matched_points(judged=True)
         judged = r.verdict is not None
         err = reported = math.inf

@@ -269,7 +269,7 @@ def calibrate(
                                 **options)
         # the pooled fit, verdict and estimate see what they were calibrated on: the unguided matches
         points.append(own.matched_points(judged=True))
-        own_inliers = own.num_inliers if own.judged is None else int(own.judged[2].sum())
+        own_inliers = int(np.count_nonzero(own.judged_fit[2]))
         frames.append(FrameResult(pair.index, pair.name, own.num_keypoints, len(points[-1][0]), own.success,
                                   own_inliers, own.message, ms=(time.perf_counter() - t_frame) * 1e3))
         shapes = (pair.vis.shape[:2], pair.ir.shape[:2])

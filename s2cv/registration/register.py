@@ -83,10 +83,16 @@ class RegistrationResult:
     def num_inliers(self) -> int:
         return int(np.count_nonzero(self.inlier_mask))
 
+    @property
+    def judged_fit(self) -> tuple[np.ndarray | None, tuple[cv2.DMatch, ...], np.ndarray]:
+        """(H, matches, inlier mask) the verdict judged: ``judged`` where the guided refit replaced
+        them, else the reported ones."""
+        return self.judged if self.judged is not None else (self.H, self.matches, self.inlier_mask)
+
     def matched_points(self, judged: bool = False) -> tuple[np.ndarray, np.ndarray]:
         """(M, 2) float32 coordinates of the matches in the visible and in the IR image; with
-        ``judged``, of the matches the verdict judged (``judged``'s where the guided refit replaced them)."""
-        matches = self.judged[1] if judged and self.judged is not None else self.matches
+        ``judged``, of the matches the verdict judged (``judged_fit``)."""
+        matches = self.judged_fit[1] if judged else self.matches
         pv = np.float32([self.keypoints_vis[m.queryIdx].pt for m in matches]).reshape(-1, 2)
         pi = np.float32([self.keypoints_ir[m.trainIdx].pt for m in matches]).reshape(-1, 2)
         return pv, pi
@@ -503,14 +509,14 @@ def _guided_if_better(H: np.ndarray, matches: tuple[cv2.DMatch, ...], inliers: n
     fit when its own predicted error (``accuracy.GUIDED_COEFFICIENTS``) is smaller. Not always:
     where the first fit is certain already, lookalike pairs near the right place pull the refit
     off more often than they help (validation, docs/results.md "A guided refit")."""
-    refit = guided_refit(H, inliers, np.float64([k.pt for k in kp_vis]).reshape(-1, 2), desc_vis,
-                         np.float64([k.pt for k in kp_ir]).reshape(-1, 2), desc_ir, transform, threshold, norm)
+    all_vis = np.float64([k.pt for k in kp_vis]).reshape(-1, 2)
+    all_ir = np.float64([k.pt for k in kp_ir]).reshape(-1, 2)
+    refit = guided_refit(H, inliers, all_vis, desc_vis, all_ir, desc_ir, transform, threshold, norm)
     if refit is None:
         return H, matches, inliers, predicted
     H2, pairs, inl2 = refit
-    pv = np.float32([kp_vis[i].pt for i in pairs[:, 0]]).reshape(-1, 2)
-    pi = np.float32([kp_ir[j].pt for j in pairs[:, 1]]).reshape(-1, 2)
-    predicted2 = predict_error(H2, pi[inl2], pv[inl2], ir_shape, vis_shape, transform, guided=True)
+    predicted2 = predict_error(H2, all_ir[pairs[inl2, 1]], all_vis[pairs[inl2, 0]], ir_shape, vis_shape, transform,
+                               guided=True)
     if not predicted2 < predicted:
         return H, matches, inliers, predicted
     refit_matches = tuple(cv2.DMatch(int(i), int(j), float(cv2.norm(desc_vis[i], desc_ir[j], norm))) for i, j in pairs)
