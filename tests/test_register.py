@@ -168,6 +168,11 @@ def test_guided_matches_are_the_mutual_neighbours_within_the_radius(binary):
     assert len(expected) > 100 and {tuple(map(int, m)) for m in got} == expected
     with pytest.raises(ValueError, match="radius"):
         geometry.guided_matches(pa, da, pb, db, H, 0.0)
+    with pytest.raises(ValueError, match="same D"):
+        geometry.guided_matches(pa, da, pb, db[:, :8], H, radius)
+    with pytest.raises(ValueError, match="NaN"):
+        geometry.guided_matches(np.where(np.arange(600)[:, None] == 3, np.nan, pa), da, pb, db, H, radius)
+    assert geometry.guided_matches(pa, da, pb, db, np.full((3, 3), np.nan), radius).shape == (0, 2)
 
 
 def _lookalike_case(n: int = 400) -> dict:

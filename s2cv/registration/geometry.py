@@ -113,7 +113,11 @@ def guided_matches(pts_a: np.ndarray, desc_a: np.ndarray, pts_b: np.ndarray, des
         raise ValueError(f"radius must be a positive number of pixels, got {radius!r}")
     if len(pts_a) != len(desc_a) or len(pts_b) != len(desc_b):
         raise ValueError(f"{len(desc_a)} and {len(desc_b)} descriptor rows for {len(pts_a)} and {len(pts_b)} points")
-    target = warp_points(pts_b, H_ba)
+    if np.ndim(desc_a) != 2 or np.ndim(desc_b) != 2 or np.shape(desc_a)[1] != np.shape(desc_b)[1]:
+        raise ValueError(f"descriptor arrays must be (N, D) with the same D, got {np.shape(desc_a)} and {np.shape(desc_b)}")
+    if not (np.isfinite(pts_a).all() and np.isfinite(pts_b).all()):
+        raise ValueError("keypoint coordinates hold NaN/Inf values")
+    target = warp_points(pts_b, H_ba)  # points the model sends to infinity get no candidates
     usable = np.flatnonzero(np.isfinite(target).all(1))
     if not len(pts_a) or not len(usable):
         return np.empty((0, 2), np.int64)
