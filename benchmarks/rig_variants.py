@@ -287,7 +287,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.no_rescale:
         search.RESCALE_MIN = math.inf
     if args.no_fine:
-        search.Detections.fine_pass = lambda self, result, view, log, fit, accepted: (result, view)
+        search.Detections.fine_pass = lambda self, result, view, tried, fit, accepted: (result, view)
     if args.merge:
         merged: dict[tuple[str, str], list[dict]] = {}  # a later folder's rows replace an earlier's (variant, method)
         for folder in args.merge:

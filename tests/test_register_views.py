@@ -213,10 +213,91 @@ def test_fine_pass_retries_the_views_with_the_most_inliers_when_none_was_accepte
     image = np.zeros((40, 60), np.uint8)
     detections = search.Detections(image, image, lambda img, mask: ((), None), {})
     ranked = ((1.0, 50), (2.0, 30), (0.5, 10), (1.4142, 20), (2.8284, 25), (4.0, 5))
-    log = [{**search.View(r, 0).summary(), "inliers": n, "accepted": False} for r, n in ranked]
+    tried = [(search.View(r, 0), SimpleNamespace(num_inliers=n)) for r, n in ranked]
     refused = SimpleNamespace(num_inliers=0, predicted_error=math.inf)
-    result, _ = detections.fine_pass(refused, search.View(2.0, 0), log, lambda v, i: refused, lambda r: False)
-    retried = [(e["scale"], "fine" in e) for e in log[len(ranked):]]
+    result, _ = detections.fine_pass(refused, search.View(2.0, 0), tried, lambda v, i: refused, lambda r: False)
+    retried = [(v.ratio, v.split == 1.0) for v, _ in tried[len(ranked):]]
     order = [2.0, 2.8284, 1.4142][:search.FINE_VIEWS]
     assert search.FINE_VIEWS == 3 and retried == [(s, fine) for s in order for fine in (True, False)]
     assert result is refused
+
+
+def _refused(H: np.ndarray, failed: tuple[str, ...], inliers: int):
+    from types import SimpleNamespace
+
+    return SimpleNamespace(H=H, num_inliers=inliers, verdict=SimpleNamespace(failed=failed), predicted_error=math.inf)
+
+
+def test_corroborate_rejudges_fits_that_independent_views_put_at_one_place():
+    """With nothing accepted, a fit refused on share alone is judged again with the disagreement of
+    another view's fit made from other detections of both images; a fit refused on evidence or
+    uniqueness corroborates but is not judged again; fits refused on geometry, and views sharing a
+    detection, never corroborate."""
+    from s2cv.registration.accuracy import view_disagreement
+
+    image = np.zeros((40, 60), np.uint8)
+    detections = search.Detections(image, image, lambda img, mask: ((), None), {})
+    shift = lambda dx: np.array([[1.0, 0, dx], [0, 1, 0], [0, 0, 1]])  # noqa: E731
+    a, b, c, far, folded = (search.View(2.0, 0), search.View(2.0, 0, 1.0), search.View(2.0, 0, 0.5),
+                            search.View(2.8284, 0), search.View(4.0, 0))
+    assert detections.keys(a)[1] == detections.keys(far)[1]  # a and far share the IR detection
+    tried = [(a, _refused(shift(0.0), ("share",), 30)),
+             (far, _refused(shift(-3.0), ("share",), 50)),          # agrees with a, but not independent of it
+             (folded, _refused(shift(0.5), ("orientation",), 90)),  # refused on geometry: never a partner
+             (b, _refused(shift(4.0), ("evidence", "uniqueness"), 60)),  # a partner, never judged again
+             (c, _refused(shift(40.0), ("share",), 80))]            # independent, but elsewhere
+    disagreement = lambda H1, H2: view_disagreement(H1, H2, (40, 60), (80, 120))  # noqa: E731
+    calls = []
+
+    def fit(vis_det, ir_det, view_disagreement=math.inf):
+        calls.append(view_disagreement)
+        return _refused(None, (), 0)
+
+    accepted = lambda r: r in accepted_results  # noqa: E731
+    accepted_results: list = []
+    first = _refused(None, (), 0)
+    result, view = detections.corroborate(first, c, tried, fit, accepted, disagreement, 6.0)
+    assert result is first and view == c and calls == [pytest.approx(4.0)]  # a, by b
+    assert len(tried) == 6
+
+    calls.clear()
+    accepted_results.append(first)  # an accepted result is left alone
+    assert detections.corroborate(first, c, tried[:5], fit, accepted, disagreement, 6.0) == (first, c) and not calls
+    accepted_results.clear()
+    assert detections.corroborate(first, c, tried[:5], fit, accepted, disagreement, 3.0) == (first, c) and not calls
+
+
+def test_view_disagreement_stands_in_for_the_inlier_share_only():
+    from s2cv.registration.verdict import DEFAULT_THRESHOLDS, judge
+
+    signals = {"proper": 1.0, "min_corner_angle_deg": 80.0, "scale": 1.0, "inliers": 30.0, "matches": 1200.0,
+               "inlier_share": 0.025, "shuffled_inliers": 6.0, "evidence": 5.0, "rival_inliers": 15.0,
+               "uniqueness": 2.0, "hull_share": 0.3, "halves_disagreement_px": 2.0, "halves_disagreement": 0.003}
+    assert judge(signals).failed == ("share", "uniqueness")
+    limit = DEFAULT_THRESHOLDS.max_view_disagreement_px
+    assert judge({**signals, "view_disagreement_px": limit}).failed == ("uniqueness",)
+    unique = {**signals, "uniqueness": 4.0}
+    assert judge({**unique, "view_disagreement_px": limit}).ok
+    assert judge({**unique, "view_disagreement_px": limit + 0.1}).failed == ("share",)
+    assert judge({**unique, "view_disagreement_px": 1.0, "hull_share": 0.01}).failed == ("spread",)
+    assert judge({**unique, "view_disagreement_px": 1.0, "evidence": 2.5}).failed == ("evidence",)
+
+
+def test_view_disagreement_is_measured_in_the_coarser_cameras_pixels():
+    from s2cv.registration.accuracy import view_disagreement
+
+    H = np.diag([2.0, 2.0, 1.0])  # IR -> visible: the IR camera is the coarser, 2 visible px per IR px
+    moved = np.array([[2.0, 0, 3.0], [0, 2.0, 4.0], [0, 0, 1]])  # 5 visible px = 2.5 IR px away
+    assert view_disagreement(H, moved, (100, 100), (200, 200)) == pytest.approx(2.5)
+    assert view_disagreement(H, H, (100, 100), (200, 200)) == 0.0
+
+
+def test_the_search_log_names_a_corroborated_fit():
+    from types import SimpleNamespace
+
+    plain = SimpleNamespace(num_inliers=30, verdict=SimpleNamespace(signals={"inliers": 30.0}))
+    judged = SimpleNamespace(num_inliers=30, verdict=SimpleNamespace(signals={"view_disagreement_px": 4.321}))
+    log = search.log_of([(search.View(2.0, 0), plain), (search.View(2.0, 0, 1.0), judged)], lambda r: r is judged)
+    assert log == [{"scale": 2.0, "rotation_deg": 0, "inliers": 30, "accepted": False},
+                   {"scale": 2.0, "rotation_deg": 0, "fine": True, "inliers": 30, "accepted": True,
+                    "view_disagreement_px": 4.32}]

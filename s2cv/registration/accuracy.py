@@ -158,6 +158,19 @@ def coarse_pixels(error_src_px: float, H: np.ndarray, src_shape: Sequence[int]) 
     return error_src_px * min(1.0, r) if r == r and r > 0 else error_src_px
 
 
+def view_disagreement(H: np.ndarray, H_other: np.ndarray, src_shape: Sequence[int], dst_shape: Sequence[int]) -> float:
+    """Mean distance between where two src (IR) -> dst (visible) fits send ``H``'s
+    ``probe_corners`` back into src, in the coarser image's pixels (``predict_error``'s unit); inf
+    when either fit sends a corner to infinity."""
+    corners = probe_corners(H, src_shape, dst_shape)
+    try:
+        a, b = warp_points(corners, np.linalg.inv(H)), warp_points(corners, np.linalg.inv(H_other))
+    except np.linalg.LinAlgError:
+        return math.inf
+    d = float(np.linalg.norm(a - b, axis=1).mean())
+    return coarse_pixels(d, H, src_shape) if math.isfinite(d) else math.inf
+
+
 def predict_error(H: np.ndarray, src: np.ndarray, dst: np.ndarray, src_shape: Sequence[int],
                   dst_shape: Sequence[int], transform: str = "homography", guided: bool = False) -> float:
     """Predicted mean corner error of the fit ``H`` (src = IR -> dst = visible) from its inliers

@@ -23,6 +23,7 @@ of the two kept (accepted, smaller predicted error).
 """
 from __future__ import annotations
 
+import itertools
 import math
 import time
 from dataclasses import dataclass
@@ -199,24 +200,67 @@ class Detections:
         rv, ri = side_ratios(view)
         return self.get("vis", rv, 0), self.get("ir", ri, view.rotation)
 
-    def fine_pass(self, result: Any, view: View, log: list[dict[str, Any]], fit: Callable[[tuple, tuple], Any],
+    def fine_pass(self, result: Any, view: View, tried: list[tuple[View, Any]], fit: Callable[..., Any],
                   accepted: Callable[[Any], bool]) -> tuple[Any, View]:
         """The search shrinks the finer image (cheap); the views it ranks first are tried once more
         with the coarser image enlarged instead (the matches localised at the finer pixel scale)
         and with the two meeting halfway, each kept when accepted with a smaller predicted error
-        (or when the search found nothing)."""
+        (or when the search found nothing). Every fit is added to ``tried``."""
         if accepted(result):
             tries = [view] if abs(view.ratio - 1.0) > 1e-9 and not view.split else []
         else:  # nothing accepted: the FINE_VIEWS views with the most inliers off scale 1
-            ranked = sorted((e for e in log if abs(e["scale"] - 1.0) > 1e-9), key=lambda e: -e["inliers"])[:FINE_VIEWS]
-            tries = [View(e["scale"], e["rotation_deg"]) for e in ranked]
+            ranked = sorted((vr for vr in tried if abs(vr[0].ratio - 1.0) > 1e-9), key=lambda vr: -vr[1].num_inliers)
+            tries = [View.from_summary(v.summary()) for v, _ in ranked[:FINE_VIEWS]]  # the ratio as logged (4 decimals)
         for v in [w for t in tries for w in (t.fine(), t.halfway())]:
             candidate = fit(*self.view(v))
+            tried.append((v, candidate))
             ok = accepted(candidate)
-            log.append({**v.summary(), "inliers": candidate.num_inliers, "accepted": ok})
             if ok and (not accepted(result) or candidate.predicted_error <= result.predicted_error):
                 result, view = candidate, v
         return result, view
+
+    def corroborate(self, result: Any, view: View, tried: list[tuple[View, Any]], fit: Callable[..., Any],
+                    accepted: Callable[[Any], bool], disagreement: Callable[[np.ndarray, np.ndarray], float],
+                    limit: float) -> tuple[Any, View]:
+        """When no view was accepted: a fit refused on the inlier share alone (``CORROBORATED``)
+        is judged again with its disagreement to the closest fit of another view made from other
+        detections of both images and refused at most on the statistical tests (``PARTNER``),
+        when the two land the IR frame within ``limit`` (``disagreement(H_a, H_b)``); the first so
+        judged accepted wins, most inliers first. Chance does not put two independent detections'
+        fits at one place (docs/results.md "Two views agree")."""
+        if accepted(result):
+            return result, view
+        results = dict(tried)
+        closest = agreements(tried, disagreement, limit)
+        for v in sorted(closest, key=lambda v: -results[v].num_inliers):
+            candidate = fit(*self.view(v), view_disagreement=closest[v])
+            tried.append((v, candidate))
+            if accepted(candidate):
+                return candidate, v
+        return result, view
+
+    @staticmethod
+    def keys(view: View) -> tuple[tuple[float, int], tuple[float, int]]:
+        """Which detections a view uses: (visible, IR), each as ``get`` caches it (resize factor, turn)."""
+        rv, ri = side_ratios(view)
+        return (round(rv, 6), 0), (round(ri, 6), view.rotation % 360)
+
+
+def agreements(tried: list[tuple[View, Any]], disagreement: Callable[[np.ndarray, np.ndarray], float],
+               limit: float = math.inf) -> dict[View, float]:
+    """For every view whose fit was refused on ``CORROBORATED`` tests alone: the disagreement of
+    the closest fit refused at most on ``PARTNER`` tests and made from other detections of both
+    images, when within ``limit`` (``Detections.corroborate``)."""
+    partners = [(v, r) for v, r in tried if r.verdict is not None and set(r.verdict.failed) <= set(PARTNER)]
+    closest: dict[View, float] = {}
+    for (va, ra), (vb, rb) in itertools.combinations(partners, 2):
+        if any(x == y for x, y in zip(Detections.keys(va), Detections.keys(vb))):  # a shared detection
+            continue
+        d = disagreement(ra.H, rb.H)
+        for v, r in ((va, ra), (vb, rb)):
+            if d <= limit and r.verdict.failed and set(r.verdict.failed) <= set(CORROBORATED):
+                closest[v] = min(closest.get(v, math.inf), d)
+    return closest
 
 
 def _valid_mask(image: np.ndarray, degrees: int, shape: Sequence[int], T: np.ndarray) -> np.ndarray | None:
@@ -231,29 +275,39 @@ def _valid_mask(image: np.ndarray, degrees: int, shape: Sequence[int], T: np.nda
 
 
 def search(detections: Detections, plan: list[list[View]], fit: Callable[[tuple, tuple], Any],
-           accepted: Callable[[Any], bool]) -> tuple[Any, View, list[dict[str, Any]]]:
+           accepted: Callable[[Any], bool]) -> tuple[Any, View, list[tuple[View, Any]]]:
     """The result of the first stage with an accepted view (the one with the most inliers), else
-    the plausible view with the most inliers, else the first view's result; with a log of every
-    view tried. ``fit(vis_detection, ir_detection)`` registers one view."""
+    the plausible view with the most inliers, else the first view's result; with every view
+    tried and its result. ``fit(vis_detection, ir_detection)`` registers one view."""
     tried: list[tuple[View, Any]] = []
-    log: list[dict[str, Any]] = []
     for stage in plan:
         found = []
         for view in stage:
             result = fit(*detections.view(view))
-            ok = accepted(result)
             tried.append((view, result))
-            log.append({**view.summary(), "inliers": result.num_inliers, "accepted": ok})
-            if ok:
+            if accepted(result):
                 found.append((view, result))
         if found:
             view, result = max(found, key=lambda vr: vr[1].num_inliers)
-            return result, view, log
+            return result, view, tried
     plausible = [(v, r) for v, r in tried if r.verdict is not None and r.verdict.ok]
     view, result = max(plausible, key=lambda vr: vr[1].num_inliers) if plausible else tried[0]
-    return result, view, log
+    return result, view, tried
 
 
+def log_of(tried: list[tuple[View, Any]], accepted: Callable[[Any], bool]) -> list[dict[str, Any]]:
+    """``result.views_tried``: each view tried, its inliers and whether it was accepted (and, for a
+    fit judged with another view's agreement, that disagreement in px)."""
+    out = []
+    for view, result in tried:
+        entry = {**view.summary(), "inliers": result.num_inliers, "accepted": accepted(result)}
+        d = result.verdict.signals.get("view_disagreement_px", math.inf) if result.verdict is not None else math.inf
+        out.append({**entry, "view_disagreement_px": round(d, 2)} if math.isfinite(d) else entry)
+    return out
+
+
+CORROBORATED = ("share",)  # the verdict's tests an independent view's agreement stands in for
+PARTNER = ("evidence", "share", "uniqueness")  # the tests a fit that corroborates another may have failed
 FINE_VIEWS = 3  # views the fine pass retries when the search accepted none (2 before: docs/results.md "A guided refit")
 RESCALE_MIN = 1.3  # an accepted fit at scale 1 whose own scale is beyond 1/1.3 .. 1.3 gets a fine view at that scale
 

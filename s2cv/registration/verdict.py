@@ -27,6 +27,14 @@ matches, each against a threshold (``VerdictThresholds``); a fit must pass all o
   images, in each image: a fit supported by one patch says little about the rest.
 * **stability** — least-squares fits on two random halves of the inliers place the overlap's
   outline within ``max_halves_disagreement`` of the diagonal of each other (median of 3 splits).
+* **corroboration** (``register``'s view search only) — share also passes when a fit made from
+  other detections of both images (another view: ``search``) lands the IR frame within
+  ``max_view_disagreement_px`` of this one (``view_disagreement_px``). A coarse thermal camera's
+  true fit has few inliers among many matches (2-4 %); chance does not put two independent
+  detections' fits at one place. Evidence and uniqueness are not waived: two fits of a
+  mismatched training pair barely above the shuffled baseline agreed within 5 px once, and a
+  genuine second model (shuffled tiles, a repeated facade) is found at one place by every view
+  (docs/results.md "Two views agree").
 
 The thresholds of evidence, share and uniqueness were chosen on pairs built from training
 images only, for every shipped model and SIFT at K = 1024 to 4096: 0.85 x the weakest correct
@@ -63,6 +71,7 @@ class VerdictThresholds:
     min_uniqueness: float = 3.4            # inliers >= this x the inliers of the best rival model
     min_hull_share: float = 0.1            # inlier hull / overlap area, in each image
     max_halves_disagreement: float = 0.05  # half-fit disagreement on the overlap / image diagonal
+    max_view_disagreement_px: float = 6.0  # another view's fit this close stands in for the inlier share
 
 
 DEFAULT_THRESHOLDS = VerdictThresholds()
@@ -239,6 +248,7 @@ def measure(H: np.ndarray, src: np.ndarray, dst: np.ndarray, src_shape: Sequence
 def judge(signals: dict[str, float], thresholds: VerdictThresholds = DEFAULT_THRESHOLDS) -> Verdict:
     """The verdict on measured ``signals`` (from ``measure``) under ``thresholds``."""
     t, s = thresholds, signals
+    corroborated = s.get("view_disagreement_px", math.inf) <= t.max_view_disagreement_px
     halves = (f"disagree by {s['halves_disagreement_px']:.1f} px = {100 * s['halves_disagreement']:.1f} % of the diagonal"
               if math.isfinite(s["halves_disagreement"]) else "are degenerate")
     # (name, passed, why not); the outline-based tests mean nothing once the outline is folded
@@ -252,7 +262,7 @@ def judge(signals: dict[str, float], thresholds: VerdictThresholds = DEFAULT_THR
         ("evidence", s["evidence"] >= t.min_evidence,
          f"{s['inliers']:.0f} inliers are {s['evidence']:.2f}x the {s['shuffled_inliers']:.0f} that shuffled "
          f"matches give (need >= {t.min_evidence:g}x)"),
-        ("share", s["inlier_share"] >= t.min_inlier_share,
+        ("share", s["inlier_share"] >= t.min_inlier_share or corroborated,
          f"{s['inliers']:.0f} inliers are {100 * s['inlier_share']:.1f} % of the {s['matches']:.0f} matches "
          f"(need >= {100 * t.min_inlier_share:g} %)"),
         ("uniqueness", s["uniqueness"] >= t.min_uniqueness,
@@ -271,14 +281,18 @@ def judge(signals: dict[str, float], thresholds: VerdictThresholds = DEFAULT_THR
 def plausibility(H: np.ndarray, src: np.ndarray, dst: np.ndarray, src_shape: Sequence[int],
                  dst_shape: Sequence[int], *, inliers: np.ndarray | None = None, transform: str = "homography",
                  threshold: float = 3.0, thresholds: VerdictThresholds = DEFAULT_THRESHOLDS,
-                 fit: Fit | None = None, seed: int = 0) -> Verdict:
+                 fit: Fit | None = None, seed: int = 0, view_disagreement: float = math.inf) -> Verdict:
     """Verdict on the transform ``H`` fitted to the matches ``src[i] -> dst[i]``.
 
     ``src``/``dst``: (N, 2) matched pixel coordinates; ``src_shape``/``dst_shape``: (h, w) of
     the two images; ``inliers``: the fit's inlier mask over the matches (default: residual <=
     ``threshold``); ``transform``/``threshold``: the kind of model and the inlier threshold (px)
     of the fit, reused by the shuffled and rival baselines (``fit(src, dst) -> (H, mask)``
-    replaces their robust estimator). Deterministic for a given ``seed``.
+    replaces their robust estimator). Deterministic for a given ``seed``. ``view_disagreement``:
+    px between this fit and an independent view's of the same pair (``search.Detections.corroborate``).
     """
-    return judge(measure(H, src, dst, src_shape, dst_shape, inliers=inliers, transform=transform,
-                         threshold=threshold, fit=fit, seed=seed), thresholds)
+    signals = measure(H, src, dst, src_shape, dst_shape, inliers=inliers, transform=transform, threshold=threshold,
+                      fit=fit, seed=seed)
+    if math.isfinite(view_disagreement):
+        signals["view_disagreement_px"] = float(view_disagreement)
+    return judge(signals, thresholds)
