@@ -82,7 +82,7 @@ def run(data: Path, which: str, det: Any, count: int | None = None) -> list[dict
     original = search.Detections.corroborate
 
     def recording(self: search.Detections, result: Any, view: search.View, tried: list, *args: Any) -> Any:
-        seen.append(list(tried) if not args[1](result) else [])  # args: fit, accepted, ...
+        seen.append([] if result.success and not result.implausible_accepted else list(tried))  # register's accepted
         return original(self, result, view, tried, *args)
 
     search.Detections.corroborate = recording
@@ -96,8 +96,7 @@ def run(data: Path, which: str, det: Any, count: int | None = None) -> list[dict
             fin = lambda e: e if math.isfinite(e) else None  # noqa: E731
             row = {"set": which, "pair": name, "searched_unaccepted": bool(tried), "closest_px": fin(d),
                    "reported": bool(res.success and not res.implausible_accepted),
-                   "corroborated": bool(res.verdict is not None
-                                        and math.isfinite(res.verdict.signals.get("view_disagreement_px", math.inf)))}
+                   "corroborated": res.verdict is not None and math.isfinite(res.verdict.view_disagreement_px)}
             if G is not None:
                 row["closest_fit_error"] = fin(thermal_px(fit.H if fit is not None else None, G, b.shape[:2]))
                 row["reported_error"] = fin(thermal_px(res.H, G, b.shape[:2])) if row["reported"] else None

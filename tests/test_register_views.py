@@ -295,8 +295,10 @@ def test_view_disagreement_is_measured_in_the_coarser_cameras_pixels():
 def test_the_search_log_names_a_corroborated_fit():
     from types import SimpleNamespace
 
-    plain = SimpleNamespace(num_inliers=30, verdict=SimpleNamespace(signals={"inliers": 30.0}))
-    judged = SimpleNamespace(num_inliers=30, verdict=SimpleNamespace(signals={"view_disagreement_px": 4.321}))
+    from s2cv.registration.verdict import Verdict
+
+    plain = SimpleNamespace(num_inliers=30, verdict=Verdict(False, "share", ("share",), {"inliers": 30.0}))
+    judged = SimpleNamespace(num_inliers=30, verdict=Verdict(True, "", (), {"view_disagreement_px": 4.321}))
     log = search.log_of([(search.View(2.0, 0), plain), (search.View(2.0, 0, 1.0), judged)], lambda r: r is judged)
     assert log == [{"scale": 2.0, "rotation_deg": 0, "inliers": 30, "accepted": False},
                    {"scale": 2.0, "rotation_deg": 0, "fine": True, "inliers": 30, "accepted": True,

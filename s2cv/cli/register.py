@@ -109,7 +109,7 @@ def main(argv: Sequence[str] | None = None, prog: str = "s2cv register") -> int:
         line += f", predicted corner error \u00b1{result.predicted_error:.1f} px"
     if result.view != {"scale": 1.0, "rotation_deg": 0}:
         line += f" (found at scale {result.view['scale']:g}, IR turned {result.view['rotation_deg']} deg)"
-    agreement = result.verdict.signals.get("view_disagreement_px", math.inf) if result.verdict is not None else math.inf
+    agreement = result.verdict.view_disagreement_px if result.verdict is not None else math.inf
     if math.isfinite(agreement):  # accepted on the search's corroboration (search.Detections.corroborate)
         line += f", few inliers but a second view agrees within {agreement:.1f} px"
     line += f", H (IR -> visible) in {out_dir / 'H.txt'}"

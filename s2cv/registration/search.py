@@ -252,13 +252,14 @@ def agreements(tried: list[tuple[View, Any]], disagreement: Callable[[np.ndarray
     the closest fit refused at most on ``PARTNER`` tests and made from other detections of both
     images, when within ``limit`` (``Detections.corroborate``)."""
     partners = [(v, r) for v, r in tried if r.verdict is not None and set(r.verdict.failed) <= set(PARTNER)]
+    judged = {v for v, r in partners if r.verdict.failed and set(r.verdict.failed) <= set(CORROBORATED)}
     closest: dict[View, float] = {}
     for (va, ra), (vb, rb) in itertools.combinations(partners, 2):
-        if any(x == y for x, y in zip(Detections.keys(va), Detections.keys(vb))):  # a shared detection
-            continue
+        if not {va, vb} & judged or any(x == y for x, y in zip(Detections.keys(va), Detections.keys(vb))):
+            continue  # nothing to judge again, or a shared detection
         d = disagreement(ra.H, rb.H)
-        for v, r in ((va, ra), (vb, rb)):
-            if d <= limit and r.verdict.failed and set(r.verdict.failed) <= set(CORROBORATED):
+        for v in {va, vb} & judged:
+            if d <= limit:
                 closest[v] = min(closest.get(v, math.inf), d)
     return closest
 
@@ -301,7 +302,7 @@ def log_of(tried: list[tuple[View, Any]], accepted: Callable[[Any], bool]) -> li
     out = []
     for view, result in tried:
         entry = {**view.summary(), "inliers": result.num_inliers, "accepted": accepted(result)}
-        d = result.verdict.signals.get("view_disagreement_px", math.inf) if result.verdict is not None else math.inf
+        d = result.verdict.view_disagreement_px if result.verdict is not None else math.inf
         out.append({**entry, "view_disagreement_px": round(d, 2)} if math.isfinite(d) else entry)
     return out
 

@@ -87,6 +87,11 @@ class Verdict:
     signals: dict[str, float] = field(default_factory=dict)
     thresholds: VerdictThresholds = DEFAULT_THRESHOLDS
 
+    @property
+    def view_disagreement_px(self) -> float:
+        """px to the independent view's fit it was judged with (``plausibility(view_disagreement=)``); inf if none."""
+        return self.signals.get("view_disagreement_px", math.inf)
+
     def summary(self) -> dict[str, Any]:
         """JSON-ready form (``summary.json``'s ``verdict``; infinite signals become null)."""
         return {"plausible": self.ok, "reason": self.reason, "failed": list(self.failed),
