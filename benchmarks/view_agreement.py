@@ -47,8 +47,8 @@ def closest_agreement(tried: list[tuple[search.View, Any]], ir_shape: tuple[int,
     closest = search.agreements(tried, lambda H1, H2: view_disagreement(H1, H2, ir_shape, vis_shape))
     if not closest:
         return math.inf, None
-    view = min(closest, key=closest.get)
-    return closest[view], dict(tried)[view]
+    view = min(closest, key=lambda v: closest[v][0])
+    return closest[view][0], dict(tried)[view]
 
 
 def cases(data: Path, which: str) -> list[tuple[str, np.ndarray, np.ndarray, np.ndarray | None]]:

@@ -225,14 +225,16 @@ def test_fine_pass_retries_the_views_with_the_most_inliers_when_none_was_accepte
 def _refused(H: np.ndarray, failed: tuple[str, ...], inliers: int):
     from types import SimpleNamespace
 
-    return SimpleNamespace(H=H, num_inliers=inliers, verdict=SimpleNamespace(failed=failed), predicted_error=math.inf)
+    points = np.full((inliers, 2), float(inliers), np.float32)  # tells the fits apart by their matches
+    return SimpleNamespace(H=H, num_inliers=inliers, verdict=SimpleNamespace(failed=failed), predicted_error=math.inf,
+                           matched_points=lambda judged=False: (points, points + 1))
 
 
 def test_corroborate_rejudges_fits_that_independent_views_put_at_one_place():
-    """With nothing accepted, a fit refused on share alone is judged again with the disagreement of
-    another view's fit made from other detections of both images; a fit refused on evidence or
-    uniqueness corroborates but is not judged again; fits refused on geometry, and views sharing a
-    detection, never corroborate."""
+    """With nothing accepted, a fit refused on share or uniqueness alone is judged again with
+    another view's fit made from other detections of both images (its disagreement and matches);
+    a fit refused on evidence corroborates but is not judged again; fits refused on geometry, and
+    views sharing a detection, never corroborate."""
     from s2cv.registration.accuracy import view_disagreement
 
     image = np.zeros((40, 60), np.uint8)
@@ -241,24 +243,26 @@ def test_corroborate_rejudges_fits_that_independent_views_put_at_one_place():
     a, b, c, far, folded = (search.View(2.0, 0), search.View(2.0, 0, 1.0), search.View(2.0, 0, 0.5),
                             search.View(2.8284, 0), search.View(4.0, 0))
     assert detections.keys(a)[1] == detections.keys(far)[1]  # a and far share the IR detection
-    tried = [(a, _refused(shift(0.0), ("share",), 30)),
+    tried = [(a, _refused(shift(0.0), ("share", "uniqueness"), 30)),
              (far, _refused(shift(-3.0), ("share",), 50)),          # agrees with a, but not independent of it
              (folded, _refused(shift(0.5), ("orientation",), 90)),  # refused on geometry: never a partner
              (b, _refused(shift(4.0), ("evidence", "uniqueness"), 60)),  # a partner, never judged again
-             (c, _refused(shift(40.0), ("share",), 80))]            # independent, but elsewhere
+             (c, _refused(shift(40.0), ("uniqueness",), 80))]       # independent, but elsewhere
     disagreement = lambda H1, H2: view_disagreement(H1, H2, (40, 60), (80, 120))  # noqa: E731
     calls = []
 
-    def fit(vis_det, ir_det, view_disagreement=math.inf):
-        calls.append(view_disagreement)
+    def fit(vis_det, ir_det, second_view=None):
+        calls.append(second_view)
         return _refused(None, (), 0)
 
     accepted = lambda r: r in accepted_results  # noqa: E731
     accepted_results: list = []
     first = _refused(None, (), 0)
     result, view = detections.corroborate(first, c, tried, fit, accepted, disagreement, 6.0)
-    assert result is first and view == c and calls == [pytest.approx(4.0)]  # a, by b
-    assert len(tried) == 6
+    assert result is first and view == c and len(calls) == 1 and len(tried) == 6
+    (judged,) = calls  # a, by b: b's matches, IR points as the verdict's src
+    assert judged.disagreement_px == pytest.approx(4.0)
+    assert np.all(judged.src == 61) and np.all(judged.dst == 60) and len(judged.src) == 60
 
     calls.clear()
     accepted_results.append(first)  # an accepted result is left alone
@@ -267,7 +271,7 @@ def test_corroborate_rejudges_fits_that_independent_views_put_at_one_place():
     assert detections.corroborate(first, c, tried[:5], fit, accepted, disagreement, 3.0) == (first, c) and not calls
 
 
-def test_view_disagreement_stands_in_for_the_inlier_share_only():
+def test_a_second_view_passes_the_share_and_pools_the_uniqueness():
     from s2cv.registration.verdict import DEFAULT_THRESHOLDS, judge
 
     signals = {"proper": 1.0, "min_corner_angle_deg": 80.0, "scale": 1.0, "inliers": 30.0, "matches": 1200.0,
@@ -275,12 +279,47 @@ def test_view_disagreement_stands_in_for_the_inlier_share_only():
                "uniqueness": 2.0, "hull_share": 0.3, "halves_disagreement_px": 2.0, "halves_disagreement": 0.003}
     assert judge(signals).failed == ("share", "uniqueness")
     limit = DEFAULT_THRESHOLDS.max_view_disagreement_px
-    assert judge({**signals, "view_disagreement_px": limit}).failed == ("uniqueness",)
-    unique = {**signals, "uniqueness": 4.0}
+    pooled = {"view_inliers": 58.0, "view_rival_inliers": 30.0, "view_uniqueness": 1.93}  # the rival came again
+    assert judge({**signals, "view_disagreement_px": limit, **pooled}).failed == ("uniqueness",)
+    unique = {**signals, "view_inliers": 58.0, "view_rival_inliers": 16.0, "view_uniqueness": 3.6}
     assert judge({**unique, "view_disagreement_px": limit}).ok
-    assert judge({**unique, "view_disagreement_px": limit + 0.1}).failed == ("share",)
+    assert judge({**unique, "view_disagreement_px": limit + 0.1}).failed == ("share", "uniqueness")
     assert judge({**unique, "view_disagreement_px": 1.0, "hull_share": 0.01}).failed == ("spread",)
     assert judge({**unique, "view_disagreement_px": 1.0, "evidence": 2.5}).failed == ("evidence",)
+
+
+def test_pooled_uniqueness_tells_a_chance_rival_from_one_every_view_finds():
+    """The second view's correct matches join the fit's; a rival model it finds again joins the rival's."""
+    from s2cv.registration.verdict import SecondView, measure
+
+    rng = np.random.default_rng(3)
+    shape = (240, 320)
+    H = np.array([[1.0, 0.02, 4.0], [-0.01, 1.0, -3.0], [0, 0, 1.0]])
+    H_rival = np.array([[0.8, 0.0, 60.0], [0.0, 0.8, 40.0], [0, 0, 1.0]])
+
+    def matches(n_true: int, n_rival: int, n_noise: int) -> tuple[np.ndarray, np.ndarray]:
+        src = rng.uniform([0, 0], [319, 239], (n_true + n_rival + n_noise, 2))
+        dst = rng.uniform([0, 0], [319, 239], src.shape)
+        for M, sl in ((H, slice(0, n_true)), (H_rival, slice(n_true, n_true + n_rival))):
+            hom = np.column_stack([src[sl], np.ones(len(src[sl]))]) @ M.T
+            dst[sl] = hom[:, :2] / hom[:, 2:] + rng.normal(0, 0.5, (len(src[sl]), 2))
+        return src, dst
+
+    src, dst = matches(40, 20, 60)
+    alone = measure(H, src, dst, shape, shape)
+    assert alone["uniqueness"] < DEFAULT_UNIQUENESS and "view_uniqueness" not in alone
+    chance = measure(H, src, dst, shape, shape, second_view=SecondView(2.0, *matches(40, 0, 60)))
+    assert chance["view_inliers"] >= 75 and chance["view_uniqueness"] >= DEFAULT_UNIQUENESS
+    assert chance["view_disagreement_px"] == 2.0
+    again = measure(H, src, dst, shape, shape, second_view=SecondView(2.0, *matches(40, 20, 60)))
+    assert again["view_rival_inliers"] >= 35 and again["view_uniqueness"] < DEFAULT_UNIQUENESS
+    with pytest.raises(ValueError, match="second view: src and dst differ in length"):
+        measure(H, src, dst, shape, shape, second_view=SecondView(2.0, src, dst[:-1]))
+    with pytest.raises(ValueError, match="second view src holds NaN"):
+        measure(H, src, dst, shape, shape, second_view=SecondView(2.0, np.full_like(src, np.nan), dst))
+
+
+DEFAULT_UNIQUENESS = 3.4  # VerdictThresholds.min_uniqueness, spelled out so that a change of it is a decision
 
 
 def test_view_disagreement_is_measured_in_the_coarser_cameras_pixels():

@@ -111,7 +111,7 @@ def main(argv: Sequence[str] | None = None, prog: str = "s2cv register") -> int:
         line += f" (found at scale {result.view['scale']:g}, IR turned {result.view['rotation_deg']} deg)"
     agreement = result.verdict.view_disagreement_px if result.verdict is not None else math.inf
     if math.isfinite(agreement):  # accepted on the search's corroboration (search.Detections.corroborate)
-        line += f", few inliers but a second view agrees within {agreement:.1f} px"
+        line += f", confirmed by a second view within {agreement:.1f} px"
     line += f", H (IR -> visible) in {out_dir / 'H.txt'}"
     if args.sample and extra.get("corner_error_px") is not None:
         line += f", corner error {extra['corner_error_px']:.2f} px"

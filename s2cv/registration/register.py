@@ -35,7 +35,7 @@ from s2cv.registration.io import (  # noqa: F401 - RegistrationError, imwrite, j
     write_summary,
 )
 from s2cv.registration.refine import RefineParams, refine_homography
-from s2cv.registration.verdict import DEFAULT_THRESHOLDS, Verdict, VerdictThresholds, plausibility
+from s2cv.registration.verdict import DEFAULT_THRESHOLDS, SecondView, Verdict, VerdictThresholds, plausibility
 from s2cv.registration.accuracy import DEFAULT_MAX_ERROR, predict_error
 from s2cv.registration import accuracy
 from s2cv.registration import search as views
@@ -370,10 +370,10 @@ def search_views(vis: np.ndarray, ir: np.ndarray, detector: cv2.Feature2D, plan:
     detect = detector.detectAndComputeMaps if maps else detector.detectAndCompute
     detections = views.Detections(a, b, lambda image, mask: detect(image, mask), timings)
 
-    def fit(vis_det: tuple, ir_det: tuple, view_disagreement: float = math.inf) -> RegistrationResult:
+    def fit(vis_det: tuple, ir_det: tuple, second_view: SecondView | None = None) -> RegistrationResult:
         threshold = views.view_threshold(options["ransac_threshold"], vis_det[4])
         return register_features(vis_det[0], vis_det[1], ir_det[0], ir_det[1], norm=detector.defaultNorm(),
-                                 vis_shape=a.shape[:2], ir_shape=b.shape[:2], view_disagreement=view_disagreement,
+                                 vis_shape=a.shape[:2], ir_shape=b.shape[:2], second_view=second_view,
                                  **{**options, "ransac_threshold": threshold})
 
     t = time.perf_counter()
@@ -430,7 +430,7 @@ def register_features(
     thresholds: VerdictThresholds = DEFAULT_THRESHOLDS,
     max_error: float = DEFAULT_MAX_ERROR,
     matcher: Any = None,
-    view_disagreement: float = math.inf,
+    second_view: SecondView | None = None,
 ) -> RegistrationResult:
     """``register``'s match -> robust fit -> verdict on features already computed (``norm``:
     the detector's ``defaultNorm()``), so one detection can serve several fitting settings.
@@ -440,7 +440,7 @@ def register_features(
     corner error (``_guided_if_better``; the result's matches and inliers are then the refit's,
     the verdict's signals stay the first fit's). A fit whose predicted corner error
     (``s2cv.registration.accuracy``) exceeds ``max_error`` px is refused as a likely near miss.
-    ``view_disagreement``: px to an independent view's fit of the pair, for the verdict
+    ``second_view``: an independent view's fit of the pair, for the verdict
     (``search.Detections.corroborate``)."""
     check_options(transform, ratio, ransac_threshold, min_inliers)
     for name, kps, desc in (("visible", kp_vis, desc_vis), ("IR", kp_ir, desc_ir)):
@@ -480,7 +480,7 @@ def register_features(
         if ir_shape is None:
             ir_shape = tuple(int(math.ceil(v)) + 1 for v in pts_ir.max(0)[::-1]) if len(pts_ir) else (1, 1)
         verdict = plausibility(H, pts_ir, pts_vis, ir_shape, vis_shape, inliers=inliers, transform=transform,
-                               threshold=ransac_threshold, thresholds=thresholds, view_disagreement=view_disagreement)
+                               threshold=ransac_threshold, thresholds=thresholds, second_view=second_view)
         timings["verdict"] = (time.perf_counter() - t) * 1e3
         accepted = not verdict.ok and accept_implausible
         message = "" if verdict.ok or accepted else f"implausible {transform}, refused: {verdict.reason}"

@@ -32,6 +32,8 @@ from typing import Any, Callable, Sequence
 import cv2
 import numpy as np
 
+from s2cv.registration.verdict import SecondView
+
 MAX_RATIO = 8.0        # a hint beyond 1/8 .. 8 is refused (the verdict's scale limit)
 SEARCH_RATIO = 4.0     # automatic search covers 1/4 .. 4
 RATIO_STEP = math.sqrt(2.0)
@@ -222,18 +224,21 @@ class Detections:
     def corroborate(self, result: Any, view: View, tried: list[tuple[View, Any]], fit: Callable[..., Any],
                     accepted: Callable[[Any], bool], disagreement: Callable[[np.ndarray, np.ndarray], float],
                     limit: float) -> tuple[Any, View]:
-        """When no view was accepted: a fit refused on the inlier share alone (``CORROBORATED``)
-        is judged again with its disagreement to the closest fit of another view made from other
+        """When no view was accepted: a fit refused on inlier share or uniqueness alone
+        (``CORROBORATED``) is judged again with the closest fit of another view made from other
         detections of both images and refused at most on the statistical tests (``PARTNER``),
-        when the two land the IR frame within ``limit`` (``disagreement(H_a, H_b)``); the first so
-        judged accepted wins, most inliers first. Chance does not put two independent detections'
-        fits at one place (docs/results.md "Two views agree")."""
+        when the two land the IR frame within ``limit`` (``disagreement(H_a, H_b)``): its
+        disagreement and matches (``verdict.SecondView``). The first so judged accepted wins, most
+        inliers first. Chance does not put two independent detections' fits at one place
+        (docs/results.md "Two views agree")."""
         if accepted(result):
             return result, view
         results = dict(tried)
         closest = agreements(tried, disagreement, limit)
         for v in sorted(closest, key=lambda v: -results[v].num_inliers):
-            candidate = fit(*self.view(v), view_disagreement=closest[v])
+            px, partner = closest[v]
+            vis_pts, ir_pts = results[partner].matched_points(judged=True)
+            candidate = fit(*self.view(v), second_view=SecondView(px, ir_pts, vis_pts))
             tried.append((v, candidate))
             if accepted(candidate):
                 return candidate, v
@@ -247,20 +252,20 @@ class Detections:
 
 
 def agreements(tried: list[tuple[View, Any]], disagreement: Callable[[np.ndarray, np.ndarray], float],
-               limit: float = math.inf) -> dict[View, float]:
-    """For every view whose fit was refused on ``CORROBORATED`` tests alone: the disagreement of
-    the closest fit refused at most on ``PARTNER`` tests and made from other detections of both
+               limit: float = math.inf) -> dict[View, tuple[float, View]]:
+    """For every view whose fit was refused on ``CORROBORATED`` tests alone: (disagreement, view)
+    of the closest fit refused at most on ``PARTNER`` tests and made from other detections of both
     images, when within ``limit`` (``Detections.corroborate``)."""
     partners = [(v, r) for v, r in tried if r.verdict is not None and set(r.verdict.failed) <= set(PARTNER)]
     judged = {v for v, r in partners if r.verdict.failed and set(r.verdict.failed) <= set(CORROBORATED)}
-    closest: dict[View, float] = {}
+    closest: dict[View, tuple[float, View]] = {}
     for (va, ra), (vb, rb) in itertools.combinations(partners, 2):
         if not {va, vb} & judged or any(x == y for x, y in zip(Detections.keys(va), Detections.keys(vb))):
             continue  # nothing to judge again, or a shared detection
         d = disagreement(ra.H, rb.H)
-        for v in {va, vb} & judged:
-            if d <= limit:
-                closest[v] = min(closest.get(v, math.inf), d)
+        for v, other in ((va, vb), (vb, va)):
+            if v in judged and d <= limit and d < closest.get(v, (math.inf, None))[0]:
+                closest[v] = (d, other)
     return closest
 
 
@@ -307,7 +312,7 @@ def log_of(tried: list[tuple[View, Any]], accepted: Callable[[Any], bool]) -> li
     return out
 
 
-CORROBORATED = ("share",)  # the verdict's tests an independent view's agreement stands in for
+CORROBORATED = ("share", "uniqueness")  # the verdict's tests an independent view's agreement judges again
 PARTNER = ("evidence", "share", "uniqueness")  # the tests a fit that corroborates another may have failed
 FINE_VIEWS = 3  # views the fine pass retries when the search accepted none (2 before: docs/results.md "A guided refit")
 RESCALE_MIN = 1.3  # an accepted fit at scale 1 whose own scale is beyond 1/1.3 .. 1.3 gets a fine view at that scale

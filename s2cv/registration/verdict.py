@@ -27,14 +27,16 @@ matches, each against a threshold (``VerdictThresholds``); a fit must pass all o
   images, in each image: a fit supported by one patch says little about the rest.
 * **stability** — least-squares fits on two random halves of the inliers place the overlap's
   outline within ``max_halves_disagreement`` of the diagonal of each other (median of 3 splits).
-* **corroboration** (``register``'s view search only) — share also passes when a fit made from
-  other detections of both images (another view: ``search``) lands the IR frame within
+* **corroboration** (``register``'s view search only: ``SecondView``) — a fit made from other
+  detections of both images (another view: ``search``) lands the IR frame within
   ``max_view_disagreement_px`` of this one (``view_disagreement_px``). A coarse thermal camera's
   true fit has few inliers among many matches (2-4 %); chance does not put two independent
-  detections' fits at one place. Evidence and uniqueness are not waived: two fits of a
-  mismatched training pair barely above the shuffled baseline agreed within 5 px once, and a
-  genuine second model (shuffled tiles, a repeated facade) is found at one place by every view
-  (docs/results.md "Two views agree").
+  detections' fits at one place. Then share passes, and uniqueness is also measured on the two
+  views' matches pooled (``view_uniqueness``): the true model gathers the second view's
+  correct matches, a chance rival does not, while a genuine second model (shuffled tiles, a
+  repeated facade) is found again by every view and stays as strong. Evidence is not waived:
+  two fits of a mismatched training pair barely above the shuffled baseline agreed within 5 px
+  once (docs/results.md "Two views agree").
 
 The thresholds of evidence, share and uniqueness were chosen on pairs built from training
 images only, for every shipped model and SIFT at K = 1024 to 4096: 0.85 x the weakest correct
@@ -71,10 +73,21 @@ class VerdictThresholds:
     min_uniqueness: float = 3.4            # inliers >= this x the inliers of the best rival model
     min_hull_share: float = 0.1            # inlier hull / overlap area, in each image
     max_halves_disagreement: float = 0.05  # half-fit disagreement on the overlap / image diagonal
-    max_view_disagreement_px: float = 6.0  # another view's fit this close stands in for the inlier share
+    max_view_disagreement_px: float = 6.0  # another view's fit this close: share passes, uniqueness pooled
 
 
 DEFAULT_THRESHOLDS = VerdictThresholds()
+
+
+@dataclass(frozen=True)
+class SecondView:
+    """Another view's fit of the same pair, made from other detections of both images
+    (``search.Detections.corroborate``): how far it lands the IR frame from the fit judged, and its
+    matched points in the judged fit's ``src``/``dst`` pixels."""
+
+    disagreement_px: float
+    src: np.ndarray
+    dst: np.ndarray
 
 
 @dataclass(frozen=True)
@@ -89,7 +102,7 @@ class Verdict:
 
     @property
     def view_disagreement_px(self) -> float:
-        """px to the independent view's fit it was judged with (``plausibility(view_disagreement=)``); inf if none."""
+        """px to the independent view's fit it was judged with (``plausibility(second_view=)``); inf if none."""
         return self.signals.get("view_disagreement_px", math.inf)
 
     def summary(self) -> dict[str, Any]:
@@ -178,6 +191,16 @@ def _halves_disagreement(src: np.ndarray, dst: np.ndarray, transform: str, probe
     return float(np.median(values))
 
 
+def _rival_inliers(residual: np.ndarray, src: np.ndarray, dst: np.ndarray, dst_shape: Sequence[int],
+                   threshold: float, fit: Fit) -> float:
+    """Inliers of the best rival model: the robust fit on the matches a model leaves more than
+    ``RIVAL_RADIUS`` of the diagonal away (``residual``: each match's distance to it, dst px)."""
+    radius = max(3 * threshold, RIVAL_RADIUS * math.hypot(*dst_shape[:2]))
+    far = ~(residual <= radius)  # NaN residuals (points sent to infinity) count as far
+    H_rival, inl_rival = fit(src[far].astype(np.float32), dst[far].astype(np.float32))
+    return float(inl_rival.sum()) if H_rival is not None else 0.0
+
+
 def _points(pts: Any, name: str) -> np.ndarray:
     arr = np.asarray(pts, np.float64)
     if arr.ndim not in (2, 3) or arr.shape[-1] != 2 or (arr.ndim == 3 and arr.shape[1] != 1):
@@ -209,7 +232,7 @@ def _checked(H: Any, src: Any, dst: Any, src_shape: Sequence[int], dst_shape: Se
 
 def measure(H: np.ndarray, src: np.ndarray, dst: np.ndarray, src_shape: Sequence[int], dst_shape: Sequence[int],
             *, inliers: np.ndarray | None = None, transform: str = "homography", threshold: float = 3.0,
-            fit: Fit | None = None, seed: int = 0) -> dict[str, float]:
+            fit: Fit | None = None, seed: int = 0, second_view: SecondView | None = None) -> dict[str, float]:
     """The signals ``plausibility`` decides on, for H mapping ``src`` points onto ``dst``
     (arguments as there); a dict of floats, inf where a signal cannot be computed."""
     src, dst, H = _checked(H, src, dst, src_shape, dst_shape, inliers, transform)
@@ -232,11 +255,20 @@ def measure(H: np.ndarray, src: np.ndarray, dst: np.ndarray, src_shape: Sequence
 
     signals["shuffled_inliers"] = _shuffled_inliers(src.astype(np.float32), dst.astype(np.float32), fit, rng)
     signals["evidence"] = k / max(signals["shuffled_inliers"], 1.0)
-    radius = max(3 * threshold, RIVAL_RADIUS * math.hypot(*dst_shape[:2]))
-    far = ~(residual <= radius)  # NaN residuals (points sent to infinity) count as far
-    H_rival, inl_rival = fit(src[far].astype(np.float32), dst[far].astype(np.float32))
-    signals["rival_inliers"] = float(inl_rival.sum()) if H_rival is not None else 0.0
+    signals["rival_inliers"] = _rival_inliers(residual, src, dst, dst_shape, threshold, fit)
     signals["uniqueness"] = k / max(signals["rival_inliers"], 1.0)
+    if second_view is not None:  # the same test on both views' matches pooled
+        other_src, other_dst = _points(second_view.src, "second view src"), _points(second_view.dst, "second view dst")
+        if len(other_src) != len(other_dst):
+            raise ValueError(f"second view: src and dst differ in length: {len(other_src)} vs {len(other_dst)} points")
+        other_proj, _ = _project(H, other_src)
+        with np.errstate(invalid="ignore"):
+            other_residual = np.linalg.norm(other_proj - other_dst, axis=1)
+        pooled = k + int(np.count_nonzero(other_residual <= threshold))
+        rival = _rival_inliers(np.concatenate([residual, other_residual]), np.vstack([src, other_src]),
+                               np.vstack([dst, other_dst]), dst_shape, threshold, fit)
+        signals.update(view_disagreement_px=float(second_view.disagreement_px), view_inliers=float(pooled),
+                       view_rival_inliers=rival, view_uniqueness=pooled / max(rival, 1.0))
 
     signals.update(hull_share=0.0, halves_disagreement_px=math.inf, halves_disagreement=math.inf)
     poly_dst = _overlap(H, src_shape, dst_shape) if proper else np.zeros((0, 2))
@@ -254,6 +286,8 @@ def judge(signals: dict[str, float], thresholds: VerdictThresholds = DEFAULT_THR
     """The verdict on measured ``signals`` (from ``measure``) under ``thresholds``."""
     t, s = thresholds, signals
     corroborated = s.get("view_disagreement_px", math.inf) <= t.max_view_disagreement_px
+    pooled = (f"; with the second view's matches {s['view_inliers']:.0f} are {s['view_uniqueness']:.2f}x "
+              f"its {s['view_rival_inliers']:.0f}" if corroborated and "view_uniqueness" in s else "")
     halves = (f"disagree by {s['halves_disagreement_px']:.1f} px = {100 * s['halves_disagreement']:.1f} % of the diagonal"
               if math.isfinite(s["halves_disagreement"]) else "are degenerate")
     # (name, passed, why not); the outline-based tests mean nothing once the outline is folded
@@ -270,9 +304,10 @@ def judge(signals: dict[str, float], thresholds: VerdictThresholds = DEFAULT_THR
         ("share", s["inlier_share"] >= t.min_inlier_share or corroborated,
          f"{s['inliers']:.0f} inliers are {100 * s['inlier_share']:.1f} % of the {s['matches']:.0f} matches "
          f"(need >= {100 * t.min_inlier_share:g} %)"),
-        ("uniqueness", s["uniqueness"] >= t.min_uniqueness,
+        ("uniqueness", s["uniqueness"] >= t.min_uniqueness
+         or (corroborated and s.get("view_uniqueness", 0.0) >= t.min_uniqueness),
          f"{s['inliers']:.0f} inliers are {s['uniqueness']:.2f}x the {s['rival_inliers']:.0f} of the best rival "
-         f"model (need >= {t.min_uniqueness:g}x)"),
+         f"model{pooled} (need >= {t.min_uniqueness:g}x)"),
         ("spread", s["hull_share"] >= t.min_hull_share or not s["proper"],
          f"the inliers cover {100 * s['hull_share']:.1f} % of the overlap (need >= {100 * t.min_hull_share:g} %)"),
         ("stability", s["halves_disagreement"] <= t.max_halves_disagreement or not s["proper"],
@@ -286,18 +321,16 @@ def judge(signals: dict[str, float], thresholds: VerdictThresholds = DEFAULT_THR
 def plausibility(H: np.ndarray, src: np.ndarray, dst: np.ndarray, src_shape: Sequence[int],
                  dst_shape: Sequence[int], *, inliers: np.ndarray | None = None, transform: str = "homography",
                  threshold: float = 3.0, thresholds: VerdictThresholds = DEFAULT_THRESHOLDS,
-                 fit: Fit | None = None, seed: int = 0, view_disagreement: float = math.inf) -> Verdict:
+                 fit: Fit | None = None, seed: int = 0, second_view: SecondView | None = None) -> Verdict:
     """Verdict on the transform ``H`` fitted to the matches ``src[i] -> dst[i]``.
 
     ``src``/``dst``: (N, 2) matched pixel coordinates; ``src_shape``/``dst_shape``: (h, w) of
     the two images; ``inliers``: the fit's inlier mask over the matches (default: residual <=
     ``threshold``); ``transform``/``threshold``: the kind of model and the inlier threshold (px)
     of the fit, reused by the shuffled and rival baselines (``fit(src, dst) -> (H, mask)``
-    replaces their robust estimator). Deterministic for a given ``seed``. ``view_disagreement``:
-    px between this fit and an independent view's of the same pair (``search.Detections.corroborate``).
+    replaces their robust estimator). Deterministic for a given ``seed``. ``second_view``: an
+    independent view's fit of the same pair (``search.Detections.corroborate``).
     """
     signals = measure(H, src, dst, src_shape, dst_shape, inliers=inliers, transform=transform, threshold=threshold,
-                      fit=fit, seed=seed)
-    if math.isfinite(view_disagreement):
-        signals["view_disagreement_px"] = float(view_disagreement)
+                      fit=fit, seed=seed, second_view=second_view)
     return judge(signals, thresholds)
