@@ -1,8 +1,8 @@
 """Do two views of a pair agree by chance? The evidence behind ``VerdictThresholds.max_view_disagreement_px``.
 
 When ``register``'s view search accepts no view, ``search.Detections.corroborate`` judges a fit
-refused on the verdict's inlier share alone once more with its disagreement to another view's fit
-made from other detections of both images (``search.agreements``). This script records,
+refused on the verdict's inlier share or uniqueness alone once more with another view's fit made
+from other detections of both images (``search.agreements``). This script records,
 for every pair whose search accepted nothing before that step, the closest such agreement
 (``accuracy.view_disagreement``, coarser camera's px) and what ``register`` finally reported, on:
 

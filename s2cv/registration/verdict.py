@@ -211,6 +211,21 @@ def _points(pts: Any, name: str) -> np.ndarray:
     return arr
 
 
+def _matches(src: Any, dst: Any, owner: str = "") -> tuple[np.ndarray, np.ndarray]:
+    """Validated matched points (``owner``: whose, for the message, e.g. "second view")."""
+    src, dst = _points(src, f"{owner} src".strip()), _points(dst, f"{owner} dst".strip())
+    if len(src) != len(dst):
+        raise ValueError(f"{owner + ': ' if owner else ''}src and dst differ in length: {len(src)} vs {len(dst)} points")
+    return src, dst
+
+
+def _residuals(H: np.ndarray, src: np.ndarray, dst: np.ndarray) -> np.ndarray:
+    """Distance of each match from H's prediction (dst px); NaN where H sends a point to infinity."""
+    proj, _ = _project(H, src)
+    with np.errstate(invalid="ignore"):
+        return np.linalg.norm(proj - dst, axis=1)
+
+
 def _checked(H: Any, src: Any, dst: Any, src_shape: Sequence[int], dst_shape: Sequence[int],
              inliers: Any, transform: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Validated (src, dst, H) as float64 arrays; ValueError naming what is wrong."""
@@ -219,9 +234,7 @@ def _checked(H: Any, src: Any, dst: Any, src_shape: Sequence[int], dst_shape: Se
     H = np.asarray(H, np.float64)
     if H.shape != (3, 3) or not np.isfinite(H).all():
         raise ValueError(f"H must be a finite 3x3 matrix, got shape {H.shape}")
-    src, dst = _points(src, "src"), _points(dst, "dst")
-    if len(src) != len(dst):
-        raise ValueError(f"src and dst differ in length: {len(src)} vs {len(dst)} points")
+    src, dst = _matches(src, dst)
     for name, shape in (("src_shape", src_shape), ("dst_shape", dst_shape)):
         if len(shape) < 2 or min(shape[:2]) < 2:
             raise ValueError(f"{name} must be an image shape (h, w, ...) with h, w >= 2, got {tuple(shape)}")
@@ -236,9 +249,7 @@ def measure(H: np.ndarray, src: np.ndarray, dst: np.ndarray, src_shape: Sequence
     """The signals ``plausibility`` decides on, for H mapping ``src`` points onto ``dst``
     (arguments as there); a dict of floats, inf where a signal cannot be computed."""
     src, dst, H = _checked(H, src, dst, src_shape, dst_shape, inliers, transform)
-    proj, _ = _project(H, src)
-    with np.errstate(invalid="ignore"):
-        residual = np.linalg.norm(proj - dst, axis=1)
+    residual = _residuals(H, src, dst)
     inliers = residual <= threshold if inliers is None else np.asarray(inliers, bool).reshape(-1)
     k, m = int(inliers.sum()), len(src)
     rng = np.random.default_rng(seed)
@@ -258,12 +269,8 @@ def measure(H: np.ndarray, src: np.ndarray, dst: np.ndarray, src_shape: Sequence
     signals["rival_inliers"] = _rival_inliers(residual, src, dst, dst_shape, threshold, fit)
     signals["uniqueness"] = k / max(signals["rival_inliers"], 1.0)
     if second_view is not None:  # the same test on both views' matches pooled
-        other_src, other_dst = _points(second_view.src, "second view src"), _points(second_view.dst, "second view dst")
-        if len(other_src) != len(other_dst):
-            raise ValueError(f"second view: src and dst differ in length: {len(other_src)} vs {len(other_dst)} points")
-        other_proj, _ = _project(H, other_src)
-        with np.errstate(invalid="ignore"):
-            other_residual = np.linalg.norm(other_proj - other_dst, axis=1)
+        other_src, other_dst = _matches(second_view.src, second_view.dst, "second view")
+        other_residual = _residuals(H, other_src, other_dst)
         pooled = k + int(np.count_nonzero(other_residual <= threshold))
         rival = _rival_inliers(np.concatenate([residual, other_residual]), np.vstack([src, other_src]),
                                np.vstack([dst, other_dst]), dst_shape, threshold, fit)
